@@ -1,0 +1,141 @@
+"""Task families: one registry per family, one :class:`TaskConfig` to describe a task mix.
+
+``TaskConfig`` is the single description of *what* a model is trained on; it is validated on
+construction (bad values raise ``ValueError`` naming the field and the allowed values) and is
+hashable, so it can key caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..validate import check_choice, check_int
+from .core import (  # noqa: F401  (re-exported)
+    COT_MODES,
+    MIXING_MODES,
+    SPECIAL_TOKENS,
+    Domain,
+    Op,
+    TreeSpec,
+    check_spec,
+    count_expressions,
+    entropy_bits,
+    evaluate,
+    example_tokens,
+    expr_tokens,
+    output_distribution,
+    random_tree,
+    reduce_innermost,
+    sample_unique,
+)
+from .listops import LISTOPS_OPS, listops_domain
+from .permutations import PERM_OPS, perm_domain
+
+FAMILIES = {
+    "listops": LISTOPS_OPS,
+    "perm": PERM_OPS,
+}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What a model is trained on.
+
+    ``family`` selects the registry (``listops``: arithmetic mod ``modulus``; ``perm``: products in
+    S_``perm_k``).  ``ops`` is the task mix, ``weights`` its proportions (default: equal).  See
+    :mod:`jointtask_lib.tasks.core` for ``depth``, ``min_args``/``max_args``, ``p_nest``, ``cot``
+    and ``mixing``; ``relabel_seed`` fixes the tables of ``SADD`` and ``RTAB``.
+    """
+
+    ops: tuple[str, ...] = ("ADD",)
+    family: str = "listops"
+    modulus: int = 10
+    perm_k: int = 3
+    weights: tuple[float, ...] | None = None
+    depth: int = 3
+    min_args: int = 2
+    max_args: int = 3
+    p_nest: float = 0.5
+    cot: str = "reduce"
+    mixing: str = "expression"
+    relabel_seed: int = 0
+
+    def __post_init__(self):
+        ops = self.ops
+        if isinstance(ops, str):
+            ops = tuple(o.strip() for o in ops.split(",") if o.strip())
+        object.__setattr__(self, "ops", tuple(ops))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        check_choice("family", self.family, FAMILIES)
+        if self.family == "listops":
+            check_int("modulus", self.modulus, lo=2, hi=200)
+        else:
+            check_int("perm_k", self.perm_k, lo=2, hi=6)
+        check_int("relabel_seed", self.relabel_seed, lo=0)
+        check_spec(self.spec(), self.domain())
+
+    # -- derived objects -------------------------------------------------------------------
+    def domain(self) -> Domain:
+        if self.family == "listops":
+            return _listops_domain_cached(self.modulus, self.relabel_seed)
+        return perm_domain(self.perm_k)
+
+    def spec(self) -> TreeSpec:
+        return TreeSpec(
+            ops=self.ops, weights=self.weights, min_args=self.min_args, max_args=self.max_args,
+            depth=self.depth, p_nest=self.p_nest, cot=self.cot, mixing=self.mixing,
+        )
+
+    @property
+    def n_values(self) -> int:
+        return self.modulus if self.family == "listops" else len(perm_domain(self.perm_k).value_tokens)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ops"] = list(self.ops)
+        d["weights"] = None if self.weights is None else list(self.weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(
+                f"unknown task field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
+            )
+        d = dict(d)
+        if "ops" in d and not isinstance(d["ops"], str):
+            d["ops"] = tuple(d["ops"])
+        if d.get("weights") is not None:
+            d["weights"] = tuple(d["weights"])
+        return cls(**d)
+
+    def with_ops(self, ops, weights=None) -> "TaskConfig":
+        d = self.to_dict()
+        d["ops"], d["weights"] = tuple(ops), weights
+        return TaskConfig.from_dict(d)
+
+
+_DOMAINS: dict = {}
+
+
+def _listops_domain_cached(modulus: int, relabel_seed: int) -> Domain:
+    key = (modulus, relabel_seed)
+    if key not in _DOMAINS:
+        _DOMAINS[key] = listops_domain(modulus, relabel_seed)
+    return _DOMAINS[key]
+
+
+def all_ops(family: str) -> list[str]:
+    check_choice("family", family, FAMILIES)
+    return list(FAMILIES[family])
+
+
+__all__ = [
+    "FAMILIES", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
+    "expr_tokens", "reduce_innermost", "random_tree", "sample_unique", "count_expressions",
+    "output_distribution", "entropy_bits", "SPECIAL_TOKENS", "COT_MODES", "MIXING_MODES",
+    "field",
+]
