@@ -108,6 +108,24 @@ class TaskData:
         return [self.vocab.decode(self.tokens[i, : self.lengths[i]]) for i in rows]
 
 
+def max_example_length(task: TaskConfig) -> int:
+    """Length in tokens of the longest example the task can produce (the models' context size).
+
+    The longest example is the full tree (every node has ``max_args`` arguments, every argument
+    above the last level nested): each of its CoT steps is the full tree one level shallower, which
+    no other tree's step exceeds.  It depends on the syntax only, so every mix of a family shares it.
+    """
+    dom = task.domain()
+    op = task.ops[0]
+    leaf = dom.operands(op)[0]
+
+    def full(level: int):
+        nested = level < task.depth and task.p_nest > 0
+        return (op, tuple(full(level + 1) if nested else leaf for _ in range(task.max_args)))
+
+    return len(example_tokens(full(1), dom, task.cot))
+
+
 def default_sizes(task: TaskConfig) -> tuple[int, int]:
     """(n_train, n_test) growing linearly with the number of values, clipped to the support.
 

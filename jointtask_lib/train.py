@@ -1,0 +1,650 @@
+"""Training and evaluation of stacks of models.
+
+What is trained
+---------------
+A :class:`RunSpec` says everything that defines one trained model: the task mix
+(:class:`~jointtask_lib.tasks.TaskConfig`), the architecture (:class:`Arch`), the optimisation
+recipe (:class:`TrainConfig`) and the seed.  Its :meth:`RunSpec.key` (a hash of all of it) names
+the run on disk and keys the run cache.
+
+How it is trained
+-----------------
+Runs that share a width and a recipe are trained **together** as one stack (see
+:mod:`jointtask_lib.model`): one forward/backward pass for all M models, the loss being the *sum*
+of the per-model mean losses (so every model's gradient is exactly what it would be alone),
+gradient clipping computed per model, and an AdamW applied elementwise (identical to training each
+model alone).  Each model keeps its own data, its own initialisation seed and its own stream of
+mini-batches.  A model that has finished (see *early stopping*) is removed from the stack, so it
+stops costing compute.
+
+* Loss: next-token cross-entropy on the tokens after the first ``=`` (the CoT and the answer and
+  ``e``; ``loss_on="full"`` trains on the whole sequence).
+* Optimiser: AdamW, linear warm-up then cosine decay to ``min_lr_frac * lr``.
+
+Evaluation (exact definitions)
+------------------------------
+* ``gen_acc`` — **final-answer accuracy with the model generating its own CoT**: the model is
+  given the expression and the first ``=`` and decodes greedily until it emits ``e`` (or reaches
+  the longest possible example length).  Its answer is the token right after the last ``=`` it
+  generated, and must be directly followed by ``e``.  Correct iff that token is the true answer.
+  This is the honest measure, reported in every table.
+* ``tf_acc`` — teacher-forced answer accuracy: given the true sequence up to the final ``=``, is
+  the arg-max prediction the true answer?
+* ``seq_acc`` — teacher-forced exact match: every token after the first ``=`` is predicted
+  correctly given the true prefix.  If it holds, greedy generation reproduces the whole true
+  CoT, so ``seq_acc`` is a lower bound on ``gen_acc``; it costs one forward pass, so it is what the
+  training curves and early stopping use.
+* ``cot_exact`` — the generated sequence equals the true one token for token.
+* ``per_op`` — ``gen_acc``, ``tf_acc`` restricted to the examples of each operation of the mix.
+
+Early stopping (``early_stop=True``; a documented rule, turn it off to train the full budget)
+---------------------------------------------------------------------------------------------
+Every ``eval_every`` steps ``seq_acc`` is measured on ``eval_size`` test examples.  A model stops
+when (a) *converged*: ``seq_acc >= converge_acc`` at two consecutive evaluations, or (b)
+*plateaued*: at least ``min_frac`` of the step budget is spent and its best ``seq_acc`` improved by
+less than ``min_delta`` over the last ``patience_frac`` of the budget — which also stops a model
+that has sat at chance.  Rule (b) can stop a model that would have "grokked" later; the
+learning-transition notebooks state the budget they used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+
+from .data import TaskData, Vocab, make_datasets, max_example_length
+from .model import GPT, ModelConfig, count_params
+from .tasks import TaskConfig
+from .validate import check_bool, check_choice, check_float, check_int
+
+RUN_FORMAT = 1  # bump when the meaning of a stored run changes (invalidates the cache)
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Architecture hyper-parameters (the vocabulary and context length come from the task)."""
+
+    n_embed: int = 32
+    n_heads: int = 1
+    recurrence: int = 4
+    n_layers: int = 1
+    mlp_ratio: int = 4
+    tie_weights: bool = False
+
+    def __post_init__(self):
+        self.model_config(vocab_size=2, block_size=2)  # validates every field
+
+    def model_config(self, vocab_size: int, block_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size=vocab_size, block_size=block_size, **asdict(self))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: int = 100
+    min_lr_frac: float = 0.1
+    grad_clip: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    loss_on: str = "after_eq"
+    n_train: int | None = None
+    n_test: int | None = None
+    data_seed: int | None = None  # None: use the run's seed
+    eval_every: int = 250
+    eval_size: int = 256
+    early_stop: bool = True
+    converge_acc: float = 0.99
+    min_frac: float = 0.5
+    patience_frac: float = 0.3
+    min_delta: float = 0.02
+
+    def __post_init__(self):
+        check_int("steps", self.steps, lo=1)
+        check_int("batch_size", self.batch_size, lo=1)
+        check_float("lr", self.lr, lo=0.0, lo_open=True)
+        check_float("weight_decay", self.weight_decay, lo=0.0)
+        check_int("warmup", self.warmup, lo=0)
+        check_float("min_lr_frac", self.min_lr_frac, lo=0.0, hi=1.0)
+        check_float("grad_clip", self.grad_clip, lo=0.0)
+        check_float("beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
+        check_float("beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
+        check_choice("loss_on", self.loss_on, ("after_eq", "full"))
+        for f in ("n_train", "n_test", "data_seed"):
+            if getattr(self, f) is not None:
+                check_int(f, getattr(self, f), lo=0 if f != "n_train" else 1)
+        check_int("eval_every", self.eval_every, lo=1)
+        check_int("eval_size", self.eval_size, lo=1)
+        check_bool("early_stop", self.early_stop)
+        check_float("converge_acc", self.converge_acc, lo=0.0, hi=1.0)
+        check_float("min_frac", self.min_frac, lo=0.0, hi=1.0)
+        check_float("patience_frac", self.patience_frac, lo=0.0, hi=1.0, lo_open=True)
+        check_float("min_delta", self.min_delta, lo=0.0)
+
+
+def _from_dict(cls, d: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
+        )
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one trained model."""
+
+    task: TaskConfig
+    arch: Arch = Arch()
+    train: TrainConfig = TrainConfig()
+    seed: int = 0
+
+    def __post_init__(self):
+        check_int("seed", self.seed, lo=0)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task.to_dict(), "arch": asdict(self.arch), "train": asdict(self.train),
+                "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        unknown = set(d) - {"task", "arch", "train", "seed"}
+        if unknown:
+            raise ValueError(f"unknown run field(s) {', '.join(sorted(unknown))}; allowed: task, arch, train, seed")
+        return cls(
+            task=TaskConfig.from_dict(d["task"]),
+            arch=_from_dict(Arch, d.get("arch", {}), "arch"),
+            train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+            seed=d.get("seed", 0),
+        )
+
+    def key(self) -> str:
+        """Stable hash of the resolved configuration (names the run; keys the cache)."""
+        blob = json.dumps({"format": RUN_FORMAT, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def name(self) -> str:
+        ops = "+".join(self.task.ops)
+        size = f"n{self.task.modulus}" if self.task.family == "listops" else f"S{self.task.perm_k}"
+        return f"{ops}_{size}_d{self.arch.n_embed}_s{self.seed}_{self.key()[:8]}"
+
+    def vocab(self) -> Vocab:
+        return Vocab.for_task(self.task)
+
+    def model_config(self) -> ModelConfig:
+        return self.arch.model_config(len(self.vocab()), max_example_length(self.task))
+
+    def n_params(self) -> int:
+        return count_params(self.model_config())
+
+    def data(self) -> tuple[TaskData, TaskData]:
+        seed = self.seed if self.train.data_seed is None else self.train.data_seed
+        return make_datasets(self.task, self.train.n_train, self.train.n_test, seed)
+
+    def group_key(self) -> str:
+        """Runs with equal group keys can be trained in one stack."""
+        blob = json.dumps([asdict(self.arch), asdict(self.train), self.vocab().tokens,
+                           max_example_length(self.task)], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("'device' = 'cuda' but no CUDA device is available; allowed here: auto, cpu")
+    return torch.device(device)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimiser: AdamW over stacked parameters, with per-model gradient clipping and model removal
+# ------------------------------------------------------------------------------------------------
+
+
+class StackedAdamW:
+    """AdamW on parameters whose first axis indexes models (same update as ``torch.optim.AdamW``).
+
+    The update is elementwise, so model i's trajectory is independent of the others.  Weight
+    decay applies to matrices (embeddings, weights), not to biases and LayerNorm gains.
+    """
+
+    def __init__(self, params, lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0):
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.decay = [p.dim() >= 3 for p in self.params]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, lr: float | None = None) -> None:
+        lr = self.lr if lr is None else lr
+        b1, b2 = self.betas
+        self.t += 1
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        for p, m, v, decay in zip(self.params, self.exp_avg, self.exp_avg_sq, self.decay):
+            g = p.grad
+            if decay and self.weight_decay:
+                p.mul_(1 - lr * self.weight_decay)
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / bc1)
+
+    def keep(self, idx: torch.Tensor) -> None:
+        """Keep only the models ``idx`` (the parameters must be sliced the same way)."""
+        self.exp_avg = [m[idx].contiguous() for m in self.exp_avg]
+        self.exp_avg_sq = [v[idx].contiguous() for v in self.exp_avg_sq]
+
+    def state(self) -> dict:
+        return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load(self, state: dict) -> None:
+        self.t = int(state["t"])
+        self.exp_avg = [t.clone() for t in state["exp_avg"]]
+        self.exp_avg_sq = [t.clone() for t in state["exp_avg_sq"]]
+
+
+@torch.no_grad()
+def clip_per_model(params, max_norm: float) -> torch.Tensor:
+    """Scale each model's gradient so its global norm is at most ``max_norm``; returns the norms."""
+    norms = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in params]).sum(0).sqrt()
+    if max_norm > 0:
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for p in params:
+            p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+    return norms
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``min_lr_frac * lr`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    frac = min(1.0, (step - cfg.warmup) / span)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Loss and evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+def target_mask(tokens: torch.Tensor, prompt_len: torch.Tensor, pad_id: int, loss_on: str) -> torch.Tensor:
+    """Which next-token targets count: ``[M, B, T-1]`` for inputs ``tokens[..., :-1]``."""
+    targets = tokens[..., 1:]
+    mask = targets != pad_id
+    if loss_on == "after_eq":
+        pos = torch.arange(1, tokens.shape[-1], device=tokens.device)
+        mask &= pos >= prompt_len.unsqueeze(-1)
+    return mask
+
+
+def per_model_loss(model: GPT, tokens, prompt_len, pad_id: int, loss_on: str) -> torch.Tensor:
+    """Mean next-token loss of each model on its own batch: ``[M]``."""
+    logits = model(tokens[..., :-1])
+    targets = tokens[..., 1:]
+    mask = target_mask(tokens, prompt_len, pad_id, loss_on)
+    ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
+    return (ce * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)
+
+
+def _stack_rows(datas: list[TaskData], rows: list[torch.Tensor], device) -> dict:
+    """Gather rows of each model's data into ``[M, B, ...]`` tensors, cropped to the longest."""
+    length = max(int(d.lengths[r].max()) for d, r in zip(datas, rows))
+    return {
+        "tokens": torch.stack([
+            F.pad(d.tokens[r, :length], (0, length - min(length, d.tokens.shape[1])), value=d.vocab.pad_id)
+            for d, r in zip(datas, rows)
+        ]).to(device),
+        "prompt_len": torch.stack([d.prompt_len[r] for d, r in zip(datas, rows)]).to(device),
+        "lengths": torch.stack([d.lengths[r] for d, r in zip(datas, rows)]).to(device),
+        "answer": torch.stack([d.answer[r] for d, r in zip(datas, rows)]).to(device),
+    }
+
+
+@torch.no_grad()
+def teacher_forced(model: GPT, batch: dict, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example: (answer correct given the true prefix, every target after '=' correct)."""
+    tokens = batch["tokens"]
+    logits = model(tokens[..., :-1])
+    pred = logits.argmax(-1)
+    targets = tokens[..., 1:]
+    mask = target_mask(tokens, batch["prompt_len"], pad_id, "after_eq")
+    seq_ok = ((pred == targets) | ~mask).all(-1)
+    ans_pos = (batch["lengths"] - 3).clamp_min(0)  # logits at len-3 predict the answer at len-2
+    ans_pred = pred.gather(-1, ans_pos.unsqueeze(-1)).squeeze(-1)
+    return ans_pred == batch["answer"], seq_ok
+
+
+@torch.no_grad()
+def generate(model: GPT, batch: dict, vocab: Vocab, max_len: int) -> torch.Tensor:
+    """Greedy decoding from each prompt (expression + first '=') until 'e' or ``max_len``."""
+    m, b = batch["prompt_len"].shape
+    dev = batch["tokens"].device
+    buf = torch.full((m, b, max_len), vocab.pad_id, dtype=torch.long, device=dev)
+    plen = batch["prompt_len"]
+    pos = torch.arange(batch["tokens"].shape[-1], device=dev)
+    prompt = torch.where(pos < plen.unsqueeze(-1), batch["tokens"], torch.full_like(batch["tokens"], vocab.pad_id))
+    width = min(max_len, prompt.shape[-1])
+    buf[..., :width] = prompt[..., :width]
+    cur = plen.clone()
+    done = torch.zeros(m, b, dtype=torch.bool, device=dev)
+    while True:
+        active = ~done & (cur < max_len)
+        if not bool(active.any()):
+            break
+        t = int(cur[active].max())
+        logits = model(buf[..., :t])
+        nxt = logits.gather(2, (cur - 1).clamp(max=t - 1).view(m, b, 1, 1).expand(m, b, 1, logits.shape[-1]))
+        nxt = nxt.squeeze(2).argmax(-1)
+        write = active
+        idx = cur.clamp(max=max_len - 1)
+        cur_vals = buf.gather(2, idx.unsqueeze(-1)).squeeze(-1)
+        buf.scatter_(2, idx.unsqueeze(-1), torch.where(write, nxt, cur_vals).unsqueeze(-1))
+        done |= write & (nxt == vocab.end_id)
+        cur = cur + write.long()
+    return buf
+
+
+def generated_answers(seq: torch.Tensor, prompt_len: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """The token after the last '=' before the first generated 'e' (``-1`` if malformed)."""
+    t = seq.shape[-1]
+    pos = torch.arange(t, device=seq.device)
+    gen = pos >= prompt_len.unsqueeze(-1)
+    is_e = (seq == vocab.end_id) & gen
+    has_e = is_e.any(-1)
+    first_e = torch.where(is_e, pos, torch.full_like(seq, t)).min(-1).values
+    is_eq = (seq == vocab.eq_id) & (pos < first_e.unsqueeze(-1))
+    last_eq = torch.where(is_eq, pos, torch.full_like(seq, -1)).max(-1).values
+    ok = has_e & (last_eq + 2 == first_e)
+    ans = seq.gather(-1, (last_eq + 1).clamp(0, t - 1).unsqueeze(-1)).squeeze(-1)
+    return torch.where(ok, ans, torch.full_like(ans, -1))
+
+
+@torch.no_grad()
+def evaluate_stack(
+    model: GPT,
+    datas: list[TaskData],
+    vocab: Vocab,
+    max_len: int,
+    *,
+    limit: int | None = None,
+    generate_cot: bool = True,
+    batch_size: int = 512,
+    device=None,
+) -> list[dict]:
+    """Metrics (see the module docstring) of model i on ``datas[i]`` for every model of the stack."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sizes = [len(d) if limit is None else min(limit, len(d)) for d in datas]
+    n = max(sizes)
+    acc = {k: [[] for _ in datas] for k in ("gen", "tf", "seq", "cot")}
+    for start in range(0, n, batch_size):
+        rows = [torch.arange(start, min(start + batch_size, n)).clamp(max=s - 1) for s in sizes]
+        batch = _stack_rows(datas, rows, device)
+        tf, seq = teacher_forced(model, batch, vocab.pad_id)
+        if generate_cot:
+            out = generate(model, batch, vocab, max_len)
+            gen = generated_answers(out, batch["prompt_len"], vocab) == batch["answer"]
+            ref = torch.full_like(out, vocab.pad_id)
+            ref[..., : batch["tokens"].shape[-1]] = batch["tokens"][..., :max_len]
+            cot = (out == ref).all(-1)
+        for i, s in enumerate(sizes):
+            valid = slice(0, max(0, min(batch_size, s - start)))
+            acc["tf"][i].append(tf[i, valid].cpu())
+            acc["seq"][i].append(seq[i, valid].cpu())
+            if generate_cot:
+                acc["gen"][i].append(gen[i, valid].cpu())
+                acc["cot"][i].append(cot[i, valid].cpu())
+    model.train(was_training)
+    results = []
+    for i, d in enumerate(datas):
+        r = {}
+        cat = {k: torch.cat(v[i]).float() for k, v in acc.items() if v[i]}
+        names = {"gen": "gen_acc", "tf": "tf_acc", "seq": "seq_acc", "cot": "cot_exact"}
+        for k, v in cat.items():
+            r[names[k]] = float(v.mean())
+        task_id = d.task_id[: sizes[i]]
+        per_op = {}
+        for j, op in enumerate(d.task.ops):
+            sel = task_id == j
+            if bool(sel.any()):
+                per_op[op] = {names[k]: float(v[sel].mean()) for k, v in cat.items() if k in ("gen", "tf", "seq")}
+                per_op[op]["n"] = int(sel.sum())
+        r["per_op"] = per_op
+        r["n_eval"] = sizes[i]
+        results.append(r)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    state: dict  # the model's parameters as an M=1 state dict
+    curve: list[dict]
+    metrics: dict
+    steps_trained: int
+    stop_reason: str
+    train_seconds: float
+
+
+def _should_stop(curve: list[dict], step: int, cfg: TrainConfig) -> str | None:
+    if not cfg.early_stop or len(curve) < 2:
+        return None
+    if curve[-1]["seq_acc"] >= cfg.converge_acc and curve[-2]["seq_acc"] >= cfg.converge_acc:
+        return "converged"
+    if step >= cfg.min_frac * cfg.steps:
+        window_start = step - cfg.patience_frac * cfg.steps
+        before = [c["seq_acc"] for c in curve if c["step"] <= window_start]
+        if before:
+            best_before = max(before)
+            best_now = max(c["seq_acc"] for c in curve)
+            if best_now - best_before < cfg.min_delta:
+                return "plateau"
+    return None
+
+
+def _batch_generators(specs: list[RunSpec]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(1_000_003 * s.seed + 7) for s in specs]
+
+
+def train_stack(
+    specs: list[RunSpec],
+    *,
+    device: str = "auto",
+    progress: bool = True,
+    checkpoint_path=None,
+    checkpoint_every: int = 500,
+    final_eval: bool = True,
+) -> list[RunResult]:
+    """Train the runs ``specs`` (one group: equal :meth:`RunSpec.group_key`) as one stack.
+
+    With ``checkpoint_path``, the stack's full state (parameters, optimiser, mini-batch streams,
+    curves, finished models) is saved there atomically every ``checkpoint_every`` steps and a
+    later call with the same specs resumes from it, giving the same result as an uninterrupted
+    run.
+    """
+    from .runs import atomic_torch_save, load_checkpoint  # runs.py is the persistence layer
+
+    if not specs:
+        return []
+    keys = {s.group_key() for s in specs}
+    if len(keys) != 1:
+        raise ValueError("'specs' must share architecture, training recipe and vocabulary (one group)")
+    dev = resolve_device(device)
+    cfg = specs[0].train
+    mcfg = specs[0].model_config()
+    vocab = specs[0].vocab()
+    max_len = mcfg.block_size
+    datas = [s.data() for s in specs]
+    trains = [d[0] for d in datas]
+    tests = [d[1] for d in datas]
+    m_all = len(specs)
+
+    model = GPT(mcfg, m_all, seeds=[s.seed for s in specs]).to(dev)
+    opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                       weight_decay=cfg.weight_decay)
+    gens = _batch_generators(specs)
+    active = list(range(m_all))
+    finished: dict[int, dict] = {}
+    curves: list[list[dict]] = [[] for _ in specs]
+    stop_reason = ["budget"] * m_all
+    steps_done = [cfg.steps] * m_all
+    loss_sum = torch.zeros(m_all)
+    loss_n = 0
+    start_step = 0
+    elapsed = 0.0
+
+    ck = load_checkpoint(checkpoint_path, [s.key() for s in specs]) if checkpoint_path else None
+    if ck is not None:
+        active = list(ck["active"])
+        _select(model, opt, torch.tensor(active))
+        model.load_state_dict(ck["model"])
+        opt.load(ck["opt"])
+        for g, st in zip(gens, ck["gens"]):
+            g.set_state(st)
+        finished = {int(k): v for k, v in ck["finished"].items()}
+        curves = json.loads(ck["curves"])
+        stop_reason = list(ck["stop_reason"])
+        steps_done = list(ck["steps_done"])
+        loss_sum = ck["loss_sum"].clone()
+        loss_n = int(ck["loss_n"])
+        start_step = int(ck["step"])
+        elapsed = float(ck["elapsed"])
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"d={mcfg.n_embed} M={m_all}", leave=False)
+    t0 = time.perf_counter()
+    eval_sets = [t for t in tests]
+    model.train()
+    for step in range(start_step, cfg.steps):
+        if not active:
+            break
+        rows = [torch.randint(len(trains[i]), (cfg.batch_size,), generator=gens[i]) for i in active]
+        batch = _stack_rows([trains[i] for i in active], rows, dev)
+        losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+        for p in model.parameters():
+            p.grad = None
+        losses.sum().backward()
+        clip_per_model(opt.params, cfg.grad_clip)
+        opt.step(lr_at(step, cfg))
+        loss_sum[active] += losses.detach().cpu()
+        loss_n += 1
+        if bar is not None:
+            bar.update(1)
+
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            res = evaluate_stack(model, [eval_sets[i] for i in active], vocab, max_len,
+                                 limit=cfg.eval_size, generate_cot=False)
+            stop_now = []
+            for j, i in enumerate(active):
+                curves[i].append({"step": step + 1, "train_loss": float(loss_sum[i]) / max(1, loss_n),
+                                  "seq_acc": res[j]["seq_acc"], "tf_acc": res[j]["tf_acc"]})
+                why = _should_stop(curves[i], step + 1, cfg)
+                if why is not None and step + 1 < cfg.steps:
+                    stop_now.append((j, i, why))
+            loss_sum.zero_()
+            loss_n = 0
+            if stop_now:
+                for j, i, why in stop_now:
+                    finished[i] = _slice_state(model, j)
+                    stop_reason[i] = why
+                    steps_done[i] = step + 1
+                gone = {i for _, i, _ in stop_now}
+                keep = [j for j, i in enumerate(active) if i not in gone]
+                active = [i for i in active if i not in gone]
+                if active:
+                    _select(model, opt, torch.tensor(keep))
+        if checkpoint_path and ((step + 1) % checkpoint_every == 0) and step + 1 < cfg.steps:
+            atomic_torch_save(
+                {
+                    "keys": [s.key() for s in specs], "step": step + 1, "active": active,
+                    "model": model.state_dict(), "opt": opt.state(),
+                    "gens": [g.get_state() for g in gens], "finished": finished,
+                    "curves": json.dumps(curves), "stop_reason": stop_reason, "steps_done": steps_done,
+                    "loss_sum": loss_sum, "loss_n": loss_n,
+                    "elapsed": elapsed + time.perf_counter() - t0,
+                },
+                checkpoint_path,
+            )
+    if bar is not None:
+        bar.close()
+    for j, i in enumerate(active):
+        finished[i] = _slice_state(model, j)
+    train_seconds = elapsed + time.perf_counter() - t0
+
+    # Final evaluation: all models, rebuilt as one stack, on their full test sets.
+    full = GPT(mcfg, m_all).to(dev)
+    full.load_state_dict(_stack_states([finished[i] for i in range(m_all)]))
+    metrics = evaluate_stack(full, tests, vocab, max_len, generate_cot=final_eval) if final_eval else [{}] * m_all
+    return [
+        RunResult(spec=s, state=finished[i], curve=curves[i], metrics=metrics[i],
+                  steps_trained=steps_done[i], stop_reason=stop_reason[i], train_seconds=train_seconds)
+        for i, s in enumerate(specs)
+    ]
+
+
+def _slice_state(model: GPT, j: int) -> dict:
+    return {k: v[j : j + 1].detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _stack_states(states: list[dict]) -> dict:
+    return {k: torch.cat([s[k] for s in states]) for k in states[0]}
+
+
+def _select(model: GPT, opt: StackedAdamW, keep: torch.Tensor) -> None:
+    """Keep only the models ``keep`` of the stack (parameters and optimiser state)."""
+    with torch.no_grad():
+        for mod in model.modules():
+            for name, p in list(mod.named_parameters(recurse=False)):
+                setattr(mod, name, torch.nn.Parameter(p[keep.to(p.device)].contiguous()))
+    model.n_models = len(keep)
+    opt.params = list(model.parameters())
+    opt.keep(keep)
+
+
+def load_model(spec: RunSpec, state: dict, device: str = "cpu") -> GPT:
+    """A single trained model (M=1) from its spec and state dict."""
+    model = GPT(spec.model_config(), 1)
+    model.load_state_dict(state)
+    return model.to(resolve_device(device)).eval()
+
+
+def stack_models(specs: list[RunSpec], states: list[dict], device: str = "cpu") -> GPT:
+    """Several trained models of one group as one stack (for fast joint evaluation)."""
+    model = GPT(specs[0].model_config(), len(specs))
+    model.load_state_dict(_stack_states(states))
+    return model.to(resolve_device(device)).eval()
+
+
+__all__ = [
+    "Arch", "TrainConfig", "RunSpec", "RunResult", "StackedAdamW", "train_stack", "evaluate_stack",
+    "generate", "generated_answers", "per_model_loss", "lr_at", "clip_per_model", "load_model",
+    "stack_models", "resolve_device", "replace",
+]
