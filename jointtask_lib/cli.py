@@ -95,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS: list = []
 
 
+def _register_sweep(sub):
+    from .sweep import register_cli
+
+    register_cli(sub)
+
+
+_EXTENSIONS.append(_register_sweep)
+
+from .notebook import register_cli as _register_notebooks  # noqa: E402  (light: heavy imports are lazy)
+
+_EXTENSIONS.append(_register_notebooks)
+
+from .cli_train import register_cli as _register_train  # noqa: E402  (light: heavy imports are lazy)
+
+_EXTENSIONS.append(_register_train)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
