@@ -1,0 +1,1 @@
+"""Analyses of trained models: embedding structure (cosine-similarity PCA, separation scores)."""
