@@ -103,6 +103,15 @@ def _register_sweep(sub):
 
 _EXTENSIONS.append(_register_sweep)
 
+
+def _register_report(sub):
+    from .scorecard import register_cli
+
+    register_cli(sub)
+
+
+_EXTENSIONS.append(_register_report)
+
 from .notebook import register_cli as _register_notebooks  # noqa: E402  (light: heavy imports are lazy)
 
 _EXTENSIONS.append(_register_notebooks)

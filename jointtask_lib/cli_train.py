@@ -1,0 +1,189 @@
+"""``jointtask train``: train (or re-read) stacked models and print their final accuracies.
+
+    jointtask train --ops ADD,MAX,MED --modulus 10 --n-embed 32 --seeds 0,1,2 --steps 2000 --out runs/demo
+
+Every (width, seed) pair is one run (:class:`~jointtask_lib.train.RunSpec`); runs of one width are
+trained together as one stack through :func:`jointtask_lib.runs.train_or_load`, so re-running the
+same command re-reads the finished records and trains nothing, and an interrupted command resumes
+each stack from its group checkpoint.  All arguments are validated (by building every spec)
+before any data is generated or any model is trained.
+
+Threads: ``--threads`` sets ``torch.set_num_threads`` before any work.  The default,
+:data:`DEFAULT_THREADS`, is the fastest setting measured by ``benchmarks/train_throughput.py`` for
+one training process on a CPU (see ``benchmarks/README.md``); ``--workers N`` trains different
+widths in N processes at once (each with ``--threads`` threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+# Fastest measured setting for one stacked training process on CPU (benchmarks/README.md).
+DEFAULT_THREADS = 2
+# Largest stack trained as one program; bigger groups are split (benchmarks/README.md).
+DEFAULT_MAX_STACK = 16
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    from .cli import _ints as parse
+
+    return parse(s)
+
+
+def _floats(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+def register_cli(sub) -> None:
+    """Add ``jointtask train`` to the CLI's sub-parsers (see ``cli._EXTENSIONS``)."""
+    from .cli import add_task_args
+
+    p = sub.add_parser("train", help="train stacked models (cached) and print their accuracies",
+                       description=__doc__.split("\n\n")[0])
+    add_task_args(p)
+    p.add_argument("--weights", type=_floats, default=None, help="mixture weights of --ops, e.g. 1,1,1")
+    g = p.add_argument_group("model")
+    g.add_argument("--n-embed", type=_ints, default=(32,), help="width(s), comma-separated, e.g. 16,32")
+    g.add_argument("--n-heads", type=int, default=1)
+    g.add_argument("--recurrence", type=int, default=4, help="times the shared block is applied")
+    g.add_argument("--n-layers", type=int, default=1, help="distinct blocks per recurrence step")
+    g = p.add_argument_group("training")
+    g.add_argument("--seeds", type=_ints, default=(0,), help="comma-separated seeds, e.g. 0,1,2")
+    g.add_argument("--steps", type=int, default=2000)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--lr", type=float, default=3e-3)
+    g.add_argument("--weight-decay", type=float, default=0.1)
+    g.add_argument("--warmup", type=int, default=100)
+    g.add_argument("--loss-on", default="after_eq", help="after_eq | full")
+    g.add_argument("--n-train", type=int, default=None, help="training examples (default: library default)")
+    g.add_argument("--n-test", type=int, default=None, help="test examples (default: library default)")
+    g.add_argument("--eval-every", type=int, default=250)
+    g.add_argument("--no-early-stop", action="store_true", help="train the full step budget")
+    g = p.add_argument_group("execution")
+    g.add_argument("--out", default="runs", help="results root (run records and checkpoints)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    g.add_argument("--threads", type=int, default=None,
+                   help=f"torch threads per process (default {DEFAULT_THREADS}, the fastest measured)")
+    g.add_argument("--workers", type=int, default=1, help="processes training different widths at once")
+    g.add_argument("--max-stack", type=int, default=DEFAULT_MAX_STACK,
+                   help="most models trained as one stack (larger groups are split)")
+    g.add_argument("--force", action="store_true", help="retrain even if records exist")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--json", action="store_true", help="print the records' metrics as JSON")
+    p.set_defaults(func=cmd_train)
+
+
+def specs_from_args(a) -> list:
+    """Every run the command asks for; raises ``ValueError`` (naming the field) on bad input."""
+    from .cli import task_from_args
+    from .tasks import TaskConfig
+    from .train import Arch, RunSpec, TrainConfig
+    from .validate import check_int
+
+    task = task_from_args(a)
+    if a.weights is not None:
+        task = TaskConfig.from_dict({**task.to_dict(), "weights": list(a.weights)})
+    if not a.n_embed:
+        raise ValueError("'n_embed' must list at least one width; got nothing")
+    if not a.seeds:
+        raise ValueError("'seeds' must list at least one seed; got nothing")
+    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                     warmup=a.warmup, loss_on=a.loss_on, n_train=a.n_train, n_test=a.n_test,
+                     eval_every=a.eval_every, early_stop=not a.no_early_stop)
+    specs = []
+    for width in a.n_embed:
+        check_int("n_embed", width, lo=2)
+        arch = Arch(n_embed=width, n_heads=a.n_heads, recurrence=a.recurrence, n_layers=a.n_layers)
+        for seed in a.seeds:
+            specs.append(RunSpec(task=task, arch=arch, train=tc, seed=seed))
+    try:  # the data sizes are checked against the support here (memoised: training reuses it)
+        specs[0].data()
+    except ValueError as exc:
+        raise ValueError(f"--n-train/--n-test: {exc}") from None
+    return specs
+
+
+def _train_chunk(job):
+    root, spec_dicts, device, threads, progress, force, max_stack = job
+    import torch
+
+    torch.set_num_threads(threads)
+    from .runs import train_or_load
+    from .train import RunSpec
+
+    specs = [RunSpec.from_dict(d) for d in spec_dicts]
+    return train_or_load(root, specs, device=device, progress=progress, force=force, max_stack=max_stack)
+
+
+def format_table(records: list[dict]) -> str:
+    ops = []
+    for r in records:
+        for op in r["metrics"].get("per_op", {}):
+            if op not in ops:
+                ops.append(op)
+    head = ["run", "d", "seed", "params", "steps", "stop", "gen_acc", "tf_acc"] + [f"{op}:gen" for op in ops]
+    rows = []
+    for r in records:
+        s, m = r["spec"], r["metrics"]
+        per = m.get("per_op", {})
+        rows.append([r["name"], str(s["arch"]["n_embed"]), str(s["seed"]), str(r["n_params"]),
+                     str(r["steps_trained"]), r["stop_reason"], f"{m.get('gen_acc', float('nan')):.3f}",
+                     f"{m.get('tf_acc', float('nan')):.3f}"]
+                    + [f"{per[op]['gen_acc']:.3f}" if op in per else "-" for op in ops])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def cmd_train(a) -> int:
+    from .validate import check_int
+
+    threads = DEFAULT_THREADS if a.threads is None else a.threads
+    check_int("threads", threads, lo=1)
+    check_int("workers", a.workers, lo=1)
+    check_int("max_stack", a.max_stack, lo=1)
+    from .train import resolve_device
+
+    device = str(resolve_device(a.device))  # rejects 'cuda' without a GPU before any work
+    specs = specs_from_args(a)
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from .runs import group_specs, load_record, train_or_load
+
+    unique = list({s.key(): s for s in specs}.values())
+    done_before = 0 if a.force else sum(load_record(a.out, s) is not None for s in unique)
+    t0 = time.perf_counter()
+    groups = group_specs(unique)
+    progress = not a.no_progress
+    if a.workers > 1 and len(groups) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(a.out, [s.to_dict() for s in g], device, threads, False, a.force, a.max_stack)
+                for g in sorted(groups, key=lambda g: -g[0].arch.n_embed)]
+        with ProcessPoolExecutor(min(a.workers, len(jobs))) as ex:
+            list(ex.map(_train_chunk, jobs))
+        records = train_or_load(a.out, specs, device=device)  # all finished now: reads only
+    else:
+        records = train_or_load(a.out, specs, device=device, progress=progress, force=a.force,
+                                max_stack=a.max_stack)
+    wall = time.perf_counter() - t0
+    if a.json:
+        print(json.dumps([{"key": r["key"], "name": r["name"], "n_embed": r["spec"]["arch"]["n_embed"],
+                           "seed": r["spec"]["seed"], "metrics": r["metrics"],
+                           "steps_trained": r["steps_trained"], "stop_reason": r["stop_reason"]}
+                          for r in records], indent=1))
+    else:
+        print(format_table(records))
+        trained = len(unique) - done_before
+        print(f"\n{len(records)} runs in {a.out}: {trained} trained, {len(unique) - trained} reused "
+              f"({wall:.1f} s, device {device}, {threads} thread(s))", file=sys.stderr)
+    return 0

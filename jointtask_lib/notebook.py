@@ -1,0 +1,477 @@
+"""Running the notebooks: parameters, presets, papermill, nbval reference copies, the CLI.
+
+Contract every notebook under ``notebooks/NN_name.py`` (jupytext py:percent) follows
+-----------------------------------------------------------------------------------------
+* Exactly **one** cell tagged ``parameters`` (``# %% tags=["parameters"]``) holding only
+  ``name = <literal>`` lines; :func:`notebook_parameters` reads it with :mod:`ast`.
+* Presets ``params/<stem>/{smoke,quick,paper}.yaml`` override some of those names; their keys and
+  value types are checked against the notebook's defaults by :func:`load_preset` (the *library*
+  configs built in the notebook's next cell check ranges and choices).
+* ``smoke`` is what nbval re-executes (``tests/notebooks/<stem>.ipynb``, written by
+  ``make nbref``); ``quick`` is a laptop run of minutes; ``paper`` reproduces the paper's setting.
+
+:func:`execute_notebook` converts the text notebook (``jupytext.read``), pins the ``python3``
+kernel, and runs it with papermill from the repository root.  ``jointtask notebooks`` runs several,
+in separate processes when ``--workers > 1`` (papermill is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .paths import repo_root, results_dir
+from .validate import check_choice, check_int
+
+ROOT = repo_root()
+NOTEBOOKS_DIR = ROOT / "notebooks"
+PARAMS_DIR = ROOT / "params"
+REFERENCE_DIR = ROOT / "tests" / "notebooks"
+PRESETS = ("smoke", "quick", "paper")
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+INJECTED_TAG = "injected-parameters"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed to execute; the message names it and the failing cell."""
+
+
+# ------------------------------------------------------------------------------------------
+# Finding notebooks and reading their parameters
+# ------------------------------------------------------------------------------------------
+
+
+def list_notebooks() -> list[Path]:
+    """The notebook sources, ``notebooks/NN_*.py``, sorted."""
+    return sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py") if p.is_file())
+
+
+def resolve_notebook(stem_or_path: str | os.PathLike) -> Path:
+    """A notebook source from a path, a stem (``01_tasks``) or a unique prefix (``01``)."""
+    p = Path(stem_or_path)
+    if p.suffix == ".py" and p.is_file():
+        return p.resolve()
+    name = p.name[:-3] if p.name.endswith(".py") else p.name
+    books = list_notebooks()
+    exact = [b for b in books if b.stem == name]
+    if exact:
+        return exact[0]
+    pref = [b for b in books if b.stem.startswith(name)] if name else []
+    if len(pref) == 1:
+        return pref[0]
+    allowed = ", ".join(b.stem for b in books) or "(none found)"
+    what = "matches several notebooks" if pref else "names no notebook"
+    raise ValueError(f"'notebook' {str(stem_or_path)!r} {what}; allowed: {allowed}")
+
+
+def read_notebook(path: str | os.PathLike):
+    """The text notebook as an nbformat notebook (``jupytext.read``)."""
+    import jupytext
+
+    return jupytext.read(str(path), fmt="py:percent")
+
+
+def _tags(cell) -> list:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return list(tags) if isinstance(tags, (list, tuple)) else []
+
+
+def parse_parameters_source(source: str, where: str) -> dict:
+    """``{name: value}`` from a cell of ``name = <literal>`` lines; ``ValueError`` otherwise."""
+    lines = source.splitlines()
+
+    def bad(node, why: str) -> ValueError:
+        line = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else ""
+        return ValueError(
+            f"{where}: the parameters cell must hold only `name = <literal>` assignments "
+            f"({why}); offending line {node.lineno}: {line!r}"
+        )
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"{where}: the parameters cell is not valid Python: {exc}") from None
+    out: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, value = node.target.id, node.value
+        else:
+            raise bad(node, "not a single-name assignment")
+        try:
+            val = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise bad(node, "the value is not a literal") from None
+        if name in out:
+            raise bad(node, f"{name!r} is assigned twice")
+        out[name] = val
+    return out
+
+
+def _parameters_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and "parameters" in _tags(c)]
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict:
+    """The defaults in a notebook's single ``parameters`` cell."""
+    path = resolve_notebook(path)
+    cells = _parameters_cells(read_notebook(path))
+    if len(cells) != 1:
+        raise ValueError(
+            f"{path.name}: exactly one cell must be tagged 'parameters' "
+            f"(`# %% tags=[\"parameters\"]`); found {len(cells)}"
+        )
+    return parse_parameters_source(cells[0].source, path.name)
+
+
+# ------------------------------------------------------------------------------------------
+# Presets
+# ------------------------------------------------------------------------------------------
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list", tuple: "a list", dict: "a mapping"}
+
+
+def _type_ok(default, value) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def check_params(values: dict, defaults: dict, where: str) -> dict:
+    """Check that ``values`` only names known parameters, each with the default's type."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: must be a mapping of parameter names to values; got {values!r}")
+    for key, value in values.items():
+        if key not in defaults:
+            raise ValueError(
+                f"{where}: unknown parameter {key!r}; allowed: {', '.join(sorted(defaults))}"
+            )
+        d = defaults[key]
+        if not _type_ok(d, value):
+            expected = _TYPE_NAMES.get(type(d), type(d).__name__)
+            raise ValueError(
+                f"{where}: parameter {key!r} must be {expected} (the notebook default is {d!r}); "
+                f"got {value!r}"
+            )
+    return dict(values)
+
+
+def preset_path(notebook_stem: str, preset: str) -> Path:
+    check_choice("preset", preset, PRESETS)
+    return PARAMS_DIR / notebook_stem / f"{preset}.yaml"
+
+
+def load_preset(notebook_stem: str, preset: str) -> dict:
+    """The validated overrides in ``params/<stem>/<preset>.yaml`` (an empty file means none)."""
+    import yaml
+
+    stem = resolve_notebook(notebook_stem).stem
+    path = preset_path(stem, preset)
+    if not path.is_file():
+        raise ValueError(f"'preset' {preset!r}: {path} does not exist (every notebook needs "
+                         f"{', '.join(PRESETS)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    return check_params(data, notebook_parameters(stem), where=str(path))
+
+
+# ------------------------------------------------------------------------------------------
+# Execution
+# ------------------------------------------------------------------------------------------
+
+
+def prepare_notebook(path: str | os.PathLike):
+    """The unexecuted notebook: jupytext source, ``python3`` kernelspec, stable cell ids."""
+    path = resolve_notebook(path)
+    nb = read_notebook(path)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    return nb
+
+
+@contextlib.contextmanager
+def _kernel_env():
+    """Let the kernel import ``jointtask_lib`` even when the project is not installed."""
+    old = os.environ.get("PYTHONPATH")
+    parts = [p for p in (old or "").split(os.pathsep) if p]
+    if str(ROOT) not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *parts])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _normalise(nb, reference: bool) -> None:
+    for cell in nb.cells:
+        if INJECTED_TAG in _tags(cell):
+            cell["id"] = INJECTED_TAG
+    if not reference:
+        return
+    # Reference copies are committed: drop everything that changes from run to run.
+    for key in ("papermill", "widgets", "jupytext"):
+        nb.metadata.pop(key, None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    li = nb.metadata.get("language_info", {})
+    li.pop("version", None)
+    for cell in nb.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        for out in cell.get("outputs", []):
+            # PNG payloads are never compared by nbval and would bloat the repository.
+            data = out.get("data")
+            if data:
+                for mime in ("image/png", "image/jpeg", "image/svg+xml"):
+                    data.pop(mime, None)
+
+
+def _atomic_write_nb(nb, dest: Path) -> None:
+    import nbformat
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".ipynb.tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            nbformat.write(nb, fh)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def execute_notebook(
+    stem_or_path: str | os.PathLike,
+    preset: str,
+    out_dir: str | os.PathLike,
+    *,
+    extra_params: dict | None = None,
+    reference: bool = False,
+    progress: bool = False,
+    kernel_name: str = "python3",
+    timeout: int | None = None,
+) -> Path:
+    """Execute one notebook with a preset; return the executed ``<out_dir>/<stem>.ipynb``.
+
+    ``extra_params`` override the preset (checked the same way).  ``reference=True`` writes the
+    nbval reference copy: papermill's timings and other volatile metadata are stripped (outputs
+    are kept, image payloads dropped) so regenerating it changes only what really changed.  A
+    failure raises :class:`NotebookError` naming the notebook and the cell; the executed copy with
+    the traceback is kept (next to the output, or in the temp folder for a reference run, so that
+    a good reference is never overwritten by a broken one).
+    """
+    import nbformat
+    import papermill as pm
+
+    path = resolve_notebook(stem_or_path)
+    stem = path.stem
+    params = load_preset(stem, preset) if preset else {}
+    if extra_params:
+        params.update(check_params(extra_params, notebook_parameters(path), where="extra_params"))
+    if timeout is not None:
+        check_int("timeout", timeout, lo=1)
+    out_dir = Path(out_dir)
+    dest = out_dir / f"{stem}.ipynb"
+    nb = prepare_notebook(path)
+    with tempfile.TemporaryDirectory(prefix=f"jointtask-{stem}-") as tmp:
+        src, run_out = Path(tmp) / f"{stem}.input.ipynb", Path(tmp) / f"{stem}.ipynb"
+        nbformat.write(nb, str(src))
+        try:
+            with _kernel_env():
+                pm.execute_notebook(
+                    str(src), str(run_out), parameters=params, kernel_name=kernel_name,
+                    cwd=str(ROOT), progress_bar=progress, log_output=False,
+                    execution_timeout=timeout,
+                )
+        except Exception as exc:
+            failed = (Path(tempfile.gettempdir()) / f"jointtask-{stem}.failed.ipynb") if reference else dest
+            if run_out.exists():
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write_nb(nbformat.read(str(run_out), as_version=4), failed)
+                where = f"; executed copy with the traceback: {failed}"
+            else:
+                where = ""
+            if isinstance(exc, pm.PapermillExecutionError):
+                msg = (f"notebook {stem} (preset {preset!r}) failed in cell {exc.cell_index} "
+                       f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}{where}")
+            else:
+                msg = f"notebook {stem} (preset {preset!r}) failed: {type(exc).__name__}: {exc}{where}"
+            raise NotebookError(msg) from exc
+        executed = nbformat.read(str(run_out), as_version=4)
+    _normalise(executed, reference)
+    _atomic_write_nb(executed, dest)
+    return dest
+
+
+# ------------------------------------------------------------------------------------------
+# Reference copies (nbval) and drift
+# ------------------------------------------------------------------------------------------
+
+
+def code_sources(nb, *, skip_injected: bool = True) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"
+            and not (skip_injected and INJECTED_TAG in _tags(c))]
+
+
+def injected_parameters(nb, where: str = "notebook") -> dict:
+    cells = [c for c in nb.cells if c.cell_type == "code" and INJECTED_TAG in _tags(c)]
+    if len(cells) > 1:
+        raise ValueError(f"{where}: more than one injected-parameters cell")
+    return parse_parameters_source(cells[0].source, where) if cells else {}
+
+
+def reference_drift(stem_or_path: str | os.PathLike, ref_dir: str | os.PathLike = REFERENCE_DIR) -> list[str]:
+    """Why ``tests/notebooks/<stem>.ipynb`` no longer matches the source (empty when it does)."""
+    import nbformat
+
+    path = resolve_notebook(stem_or_path)
+    ref = Path(ref_dir) / f"{path.stem}.ipynb"
+    if not ref.is_file():
+        return [f"{ref} is missing"]
+    ref_nb = nbformat.read(str(ref), as_version=4)
+    problems = []
+    src, got = code_sources(read_notebook(path)), code_sources(ref_nb)
+    if src != got:
+        first = next((i for i, (a, b) in enumerate(zip(src, got)) if a != b), min(len(src), len(got)))
+        problems.append(f"{ref.name}: code cells differ from {path.name} "
+                        f"(first difference at code cell {first}; {len(src)} vs {len(got)} cells)")
+    smoke = load_preset(path.stem, "smoke")
+    injected = injected_parameters(ref_nb, ref.name)
+    if injected != smoke:
+        problems.append(f"{ref.name}: injected parameters {injected!r} != smoke preset {smoke!r}")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------
+# Command line: jointtask notebooks
+# ------------------------------------------------------------------------------------------
+
+
+def select_notebooks(only: str = "") -> list[Path]:
+    books = list_notebooks()
+    if not only:
+        if not books:
+            raise ValueError(f"no notebooks found under {NOTEBOOKS_DIR}")
+        return books
+    picked: list[Path] = []
+    for x in only.split(","):
+        if x.strip() and (b := resolve_notebook(x.strip())) not in picked:
+            picked.append(b)
+    if not picked:
+        raise ValueError(f"'only' names no notebook; got {only!r}")
+    return picked
+
+
+def _run_one(job: tuple) -> tuple[str, bool, str, float]:
+    """Worker (top level, so a process pool can pickle it): never raises.
+
+    The job carries the notebook and preset folders, so a worker process sees the same ones as
+    the parent even when they were redirected (tests do that).
+    """
+    global NOTEBOOKS_DIR, PARAMS_DIR
+    stem, preset, out_dir, reference, progress, timeout, nb_dir, params_dir = job
+    NOTEBOOKS_DIR, PARAMS_DIR = Path(nb_dir), Path(params_dir)
+    t0 = time.perf_counter()
+    try:
+        dest = execute_notebook(stem, preset, out_dir, reference=reference, progress=progress,
+                                timeout=timeout)
+        return stem, True, str(dest), time.perf_counter() - t0
+    except Exception as exc:  # reported by the parent
+        return stem, False, str(exc), time.perf_counter() - t0
+
+
+def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: bool = False,
+                  workers: int = 1, progress: bool = False, timeout: int | None = None,
+                  log=print) -> list[tuple[str, bool, str, float]]:
+    """Execute notebooks (sequentially, or in a process pool); return one result per notebook."""
+    for b in books:  # every preset is validated before anything runs
+        load_preset(b.stem, preset)
+    jobs = [(b.stem, preset, str(out_dir), reference, progress, timeout, str(NOTEBOOKS_DIR),
+             str(PARAMS_DIR)) for b in books]
+    results = []
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            results.append(_run_one(job))
+            _log_result(results[-1], log)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                 mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(_run_one, job) for job in jobs]
+            for fut in as_completed(futs):
+                results.append(fut.result())
+                _log_result(results[-1], log)
+        order = {b.stem: i for i, b in enumerate(books)}
+        results.sort(key=lambda r: order[r[0]])
+    return results
+
+
+def _log_result(r, log) -> None:
+    stem, ok, msg, secs = r
+    log(f"{'ok    ' if ok else 'FAILED'} {stem} ({secs:.1f} s): {msg}")
+
+
+def cmd_notebooks(a) -> int:
+    check_choice("preset", a.preset, PRESETS)
+    check_int("workers", a.workers, lo=1)
+    if a.reference and a.preset != "smoke":
+        raise ValueError("'preset' must be smoke with --reference (nbval re-executes the smoke "
+                         f"preset); got {a.preset!r}")
+    books = select_notebooks(a.only)
+    if a.out:
+        out = Path(a.out).expanduser().resolve()
+    else:
+        out = REFERENCE_DIR if a.reference else results_dir() / "notebooks"
+    results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
+                            progress=a.progress, timeout=a.timeout,
+                            log=lambda s: print(s, file=sys.stderr, flush=True))
+    failed = [r[0] for r in results if not r[1]]
+    if failed:
+        print(f"jointtask notebooks: {len(failed)} of {len(results)} failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def register_cli(sub) -> None:
+    """Add ``jointtask notebooks`` to the CLI's sub-parsers (see ``cli._EXTENSIONS``)."""
+    p = sub.add_parser("notebooks", help="execute the notebooks with a preset (papermill)")
+    p.add_argument("--preset", default="quick", help=" | ".join(PRESETS))
+    p.add_argument("--only", default="",
+                   help="comma-separated notebooks by number or name, e.g. 02 or 01,03_training")
+    p.add_argument("--out", default="",
+                   help="folder for the executed notebooks (default: <results>/notebooks; "
+                        "tests/notebooks with --reference)")
+    p.add_argument("--reference", action="store_true",
+                   help="write nbval reference copies (volatile metadata stripped; smoke preset)")
+    p.add_argument("--workers", type=int, default=1, help="notebooks run in parallel (processes)")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--progress", action="store_true", help="show papermill's progress bar")
+    p.set_defaults(func=cmd_notebooks)

@@ -1,0 +1,107 @@
+"""Where things live: the repository root, the results directory, and saved figures.
+
+Notebooks never build paths from the current directory (papermill runs them from the repository
+root, nbval from ``tests/notebooks``): they call :func:`results_dir` and :func:`save_figure`.
+
+``results_dir("")`` is ``$JOINTTASK_RESULTS`` when set, else ``<repo>/results``; a relative path
+(explicit or from the environment) is taken relative to the repository root, so the answer does
+not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+PROJECT_NAME = "jointtask"
+ENV_RESULTS = "JOINTTASK_RESULTS"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROJECT_RE = re.compile(r'^\s*name\s*=\s*["\']' + PROJECT_NAME + r'["\']', re.M)
+
+
+def _is_root(d: Path) -> bool:
+    f = d / "pyproject.toml"
+    try:
+        return f.is_file() and bool(_PROJECT_RE.search(f.read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def repo_root() -> Path:
+    """The directory holding this project's ``pyproject.toml``.
+
+    Searched upwards from this file (an editable install or a checkout), then from the current
+    directory (an installed copy run inside a checkout).  Falls back to the current directory.
+    """
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for d in (start, *start.parents):
+            if _is_root(d):
+                return d
+    return Path.cwd().resolve()
+
+
+def _anchor(p: str | os.PathLike) -> Path:
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+def results_dir(explicit: str | os.PathLike = "") -> Path:
+    """``explicit`` if non-empty, else ``$JOINTTASK_RESULTS``, else ``<repo>/results``."""
+    if explicit is None:
+        explicit = ""
+    if not isinstance(explicit, (str, os.PathLike)):
+        raise ValueError(f"'results_dir' must be a path (a string); got {explicit!r}")
+    if str(explicit):
+        return _anchor(explicit)
+    env = os.environ.get(ENV_RESULTS, "")
+    if env:
+        return _anchor(env)
+    return repo_root() / "results"
+
+
+def figures_dir(results: str | os.PathLike) -> Path:
+    """``<results>/figures`` (not created)."""
+    return _anchor(results) / "figures"
+
+
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+
+
+def save_figure(fig, name: str, results_dir: str | os.PathLike, *, pdf: bool = False, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``<results_dir>/figures/<name>.png`` (and ``.pdf`` if ``pdf``).
+
+    Metadata that would make the file differ between runs (software version, creation date) is
+    stripped, and each file is written to a temporary name in the same directory and then moved
+    into place with :func:`os.replace`, so a reader never sees a half-written figure.  Returns the
+    PNG path.
+    """
+    name = str(name)
+    if name.endswith(".png"):
+        name = name[:-4]
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"'name' must be a plain file name (letters, digits, '_', '-', '.'); got {name!r}"
+        )
+    out = figures_dir(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    formats = [("png", PNG_METADATA)] + ([("pdf", PDF_METADATA)] if pdf else [])
+    paths = []
+    for fmt, meta in formats:
+        final = out / f"{name}.{fmt}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{fmt}.tmp", dir=out)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fig.savefig(fh, format=fmt, metadata=meta, dpi=dpi, bbox_inches="tight")
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
+            os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        paths.append(final)
+    return paths[0]

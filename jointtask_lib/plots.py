@@ -1,0 +1,187 @@
+"""Figures.  Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so
+it works headless (no display, any backend) and never leaks into pyplot's global figure list.
+
+In a notebook, :func:`show_figure` saves a figure (``paths.save_figure``) and displays it as PNG,
+whatever the matplotlib backend is (so no figure is ever embedded as SVG).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .paths import PNG_METADATA, save_figure
+from .tables import dist_axes
+from .tasks import entropy_bits
+
+DPI = 110
+
+
+def plot_output_distributions(
+    dists: Mapping[tuple[str, str], np.ndarray],
+    *,
+    title: str = "Output distribution of each operation (one level, uniform random operands)",
+    panel_size: tuple[float, float] = (1.9, 1.15),
+) -> Figure:
+    """A grid of bar charts: one row per op, one column per task (modulus or S_k).
+
+    ``dists`` maps ``(op, label)`` to a probability vector over the values (see
+    :func:`jointtask_lib.tables.output_distributions`).  Each panel shows the entropy ``H`` in
+    bits; the dashed line is the uniform distribution.
+    """
+    if not dists:
+        raise ValueError("'dists' must hold at least one (op, label) distribution")
+    ops, labels = dist_axes(dists)
+    nr, nc = len(ops), len(labels)
+    fig = Figure(figsize=(0.9 + panel_size[0] * nc, 0.8 + panel_size[1] * nr), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nr, nc, squeeze=False, sharex="col", sharey="row")
+    for i, op in enumerate(ops):
+        row_max = max(float(np.max(dists[(op, lb)])) for lb in labels if (op, lb) in dists)
+        axes[i, 0].set_ylim(0, 1.3 * row_max)  # head-room for the entropy label (rows share y)
+        for j, label in enumerate(labels):
+            ax = axes[i, j]
+            p = dists.get((op, label))
+            if p is None:
+                ax.set_axis_off()
+                continue
+            n = len(p)
+            ax.bar(np.arange(n), p, width=0.85, color="C0" if n else "C1")
+            ax.axhline(1.0 / n, color="0.4", lw=0.8, ls="--")
+            ax.text(0.97, 0.93, f"H={entropy_bits(p):.2f}", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.set_xticks([0, n - 1] if n > 1 else [0])
+            if i == 0:
+                ax.set_title(label, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(op, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.supxlabel("value (index)", fontsize=8)
+    return fig
+
+
+def plot_normalised_entropy(dists: Mapping[tuple[str, str], np.ndarray], *,
+                            title: str = "How structured is each operation?") -> Figure:
+    """``H / log2(number of values)`` per op (1 = uniform, lower = more structured), one line per
+    op across the tasks (columns of :func:`plot_output_distributions`)."""
+    if not dists:
+        raise ValueError("'dists' must hold at least one (op, label) distribution")
+    ops, labels = dist_axes(dists)
+    fig = Figure(figsize=(1.6 + 1.1 * len(labels), 3.4), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(labels))
+    markers = "osD^v<>px*h"
+    for k, op in enumerate(ops):
+        y = [entropy_bits(dists[(op, lb)]) / math.log2(len(dists[(op, lb)]))
+             if (op, lb) in dists and len(dists[(op, lb)]) > 1 else np.nan for lb in labels]
+        ax.plot(x, y, marker=markers[k % len(markers)], label=op, lw=1.2, ms=4)
+    ax.set_xticks(x, labels)
+    lo = np.nanmin([ln.get_ydata() for ln in ax.get_lines()]) if ax.get_lines() else 0.0
+    ax.set_ylim(max(0.0, np.floor(10 * lo - 0.5) / 10), 1.02)
+    ax.set_ylabel("H / log2(n values)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes, without the metadata that varies between runs."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata=PNG_METADATA, dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def show_figure(fig: Figure, name: str, results_dir: str | os.PathLike, *, save: bool = True,
+                pdf: bool = False) -> None:
+    """Save ``fig`` to ``<results_dir>/figures/<name>.png`` (if ``save``) and display it as PNG
+    in a notebook (a no-op outside IPython)."""
+    if save:
+        save_figure(fig, name, results_dir, pdf=pdf)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipykernel
+        return
+    if get_ipython() is None:
+        return
+    display(Image(data=figure_png(fig)))
+
+
+def plot_transition_curves(points: Mapping, transitions: Mapping, *, level: float = 0.8,
+                           title: str = "", ncols: int = 3) -> Figure:
+    """Accuracy vs parameters, one panel per label: seeds as points, the fitted logistic curve,
+    and the transition (with its CI) as a vertical line and band.  ``points[label]`` is the
+    ``(sizes, accs, seeds)`` of :func:`jointtask_lib.experiments.accuracy_points`."""
+    labels = list(points)
+    n = max(1, len(labels))
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, label in zip(axes, labels):
+        xs, ys, seeds = points[label]
+        for s in sorted(set(np.asarray(seeds).tolist())):
+            sel = np.asarray(seeds) == s
+            ax.plot(np.asarray(xs)[sel], np.asarray(ys)[sel], "o", alpha=0.7, ms=4, label=f"seed {s}")
+        t = transitions.get(label)
+        if t is not None and len(xs):
+            grid = np.geomspace(min(xs), max(xs), 200)
+            ax.plot(grid, t.fit.predict(grid), "-", color="k", lw=1.2, label="logistic fit")
+            if t.kind == "estimate":
+                ax.axvline(t.value, color="C3", lw=1.2, label=f"transition ({level:.0%})")
+                if t.lo is not None and t.hi is not None and np.isfinite(t.lo) and np.isfinite(t.hi):
+                    ax.axvspan(max(t.lo, min(xs)), min(t.hi, max(xs)), color="C3", alpha=0.12)
+            ax.set_title(f"{label}: {t.describe()}", fontsize=9)
+        else:
+            ax.set_title(str(label), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(labels):]:
+        ax.set_visible(False)
+    if labels:
+        axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_reductions(reductions: Mapping, *, expect: Mapping | None = None, title: str = "") -> Figure:
+    """Reduction factors (single / joint transition) with CIs, one bar per pairing, on a log
+    axis with the no-benefit line at 1.  Bounds are drawn as arrows from the bound.  ``expect``
+    maps a label to "benefit" or "none" (paper A's claim) and colours the bar."""
+    labels = list(reductions)
+    fig = Figure(figsize=(6.5, 0.45 * max(3, len(labels)) + 1.0), layout="constrained")
+    ax = fig.subplots()
+    for i, label in enumerate(labels):
+        r = reductions[label]
+        color = {"benefit": "C2", "none": "C7"}.get((expect or {}).get(label), "C0")
+        if r is None or r.kind == "inconclusive" or r.value is None:
+            ax.text(1.0, i, "  no estimate", va="center", fontsize=8)
+            continue
+        if r.kind == "estimate":
+            lo = r.lo if r.lo and np.isfinite(r.lo) and r.lo > 0 else r.value
+            hi = r.hi if r.hi and np.isfinite(r.hi) else r.value
+            ax.errorbar(r.value, i, xerr=[[r.value - lo], [hi - r.value]], fmt="o", color=color, capsize=3)
+        else:
+            direction = 1.6 if r.kind == "above" else 1 / 1.6
+            ax.annotate("", xy=(r.value * direction, i), xytext=(r.value, i),
+                        arrowprops=dict(arrowstyle="->", color=color))
+            ax.plot(r.value, i, "|", color=color, ms=12)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("reduction factor (transition alone / transition joint)")
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title)
+    return fig

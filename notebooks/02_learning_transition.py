@@ -1,0 +1,171 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Learning transitions: how big must a model be to learn one operation?
+#
+# Paper A's unit of evidence is the **learning transition**: train models of increasing size on
+# one task; below some size they fail, above it they succeed, and the switch is sharp. The paper
+# defines the transition as the size at which accuracy reaches **80% of its asymptotic
+# accuracy**, located by fitting a logistic curve of accuracy against (log) model size.
+#
+# This notebook trains every ListOps operation **alone** at a range of widths and seeds, fits
+# those curves, and answers the paper's first question: *is ADD (addition mod n) the hardest
+# operation?*
+#
+# **What you will learn**
+#
+# 1. How a sweep is described (a YAML file in `params/sweeps/`) and run through the **run
+#    cache**: every trained model is stored under its configuration hash, so executing this
+#    notebook again trains nothing.
+# 2. How to read an accuracy-versus-size curve, seed by seed.
+# 3. How the transition is estimated — a logistic fit, the 80%-of-asymptote rule, a bootstrap
+#    over seeds for a confidence interval — and why the honest answer is sometimes a **bound**
+#    ("larger than the largest model we tried") rather than a number.
+
+# %% [markdown]
+# ## Parameters
+#
+# * `sweep`, `sweep_preset`: which sweep file (`params/sweeps/<sweep>.yaml`) and which of its
+#   presets (`smoke` for CI, `quick` for a laptop, `paper` for a GPU) to train.
+# * `ops`: the operations whose transitions are reported (each must be a mix of the sweep).
+# * `level`: the fraction of the asymptote that defines the transition (paper A: 0.8).
+# * `n_boot`: bootstrap resamples for the confidence intervals.
+# * `workers`, `device`: how training runs (worker processes; `auto` uses a GPU if present).
+# * `results_dir`, `save_figures`, `progress`, `interactive`: where results go, whether figures
+#   are written, whether progress bars are shown, whether widgets are shown.
+
+# %% tags=["parameters"]
+sweep = "single_task"
+sweep_preset = "quick"
+ops = ["MAX", "MIN", "MED", "PROD", "ADD", "NADD"]
+level = 0.8
+n_boot = 500
+workers = 1
+device = "auto"
+results_dir = ""
+save_figures = True
+progress = False
+interactive = False
+
+# %% [markdown]
+# ## Checking the parameters and loading the sweep
+#
+# The sweep file is read and validated *before* anything is trained: an unknown key, a wrong
+# type or an impossible value stops here with a message naming the file and the key.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from jointtask_lib import experiments, paths, plots, tables
+from jointtask_lib.sweep import load_sweep, run_sweep
+from jointtask_lib.validate import check_bool, check_float, check_int
+
+check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+check_int("n_boot", n_boot, lo=50)
+check_int("workers", workers, lo=1)
+check_bool("save_figures", save_figures)
+sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
+missing = [op for op in ops if (op,) not in sw.mixes]
+if missing:
+    raise ValueError(f"'ops' must be single-op mixes of sweep {sweep}; not in it: {missing}")
+results = paths.results_dir(results_dir)
+modulus = sw.sizes[0]
+print(f"sweep {sw.name} ({sw.preset}): {len(sw)} runs = {len(sw.mixes)} mixes x "
+      f"{len(sw.sizes)} moduli x {len(sw.widths)} widths x {len(sw.seeds)} seeds")
+print("widths:", list(sw.widths), " seeds:", list(sw.seeds), " modulus:", modulus)
+
+# %% [markdown]
+# ## Training (through the run cache)
+#
+# `run_sweep` looks up every run of the grid under `results/runs/<hash>/`. Runs that finished
+# before are read back; the others are grouped by width and trained as **stacks** (all mixes and
+# seeds of one width in a single program — see `benchmarks/README.md` for why that is faster).
+# Training stops early for a model that has converged or plateaued; the rule is in the
+# docstring of `jointtask_lib.train`.
+
+# %%
+records = run_sweep(sw, results, workers=workers, device=device, progress=progress)
+print(f"{len(records)} records ready")
+
+# %% [markdown]
+# ## Accuracy against model size
+#
+# For every operation: the final-answer accuracy (the model writes its own chain of thought,
+# then the answer) of each seed at each size. Size is the number of trainable parameters of one
+# model. The table gives the mean and the spread over seeds.
+
+# %%
+rows = []
+for op in ops:
+    for size, mean, sd, n in experiments.mean_curve(records, ops=(op,), op=op, size=modulus):
+        rows.append([op, int(size), f"{mean:.3f}", f"{sd:.3f}", n])
+print(tables.format_table(["op", "params", "mean acc", "sd", "seeds"], rows))
+
+# %% [markdown]
+# ## Fitting the transitions
+#
+# For each operation we fit `acc(s) = floor + (top - floor) * sigmoid(slope * (log s - log s0))`
+# to all seeds' points, and read off the size where the fitted curve reaches `level x top`.
+# The confidence interval comes from refitting on seeds resampled with replacement. If no size
+# learned the task, the answer is "> largest size tried"; if every size did, "< smallest size
+# tried" — never an extrapolated number.
+
+# %%
+transitions = {}
+for op in ops:
+    chance = experiments.chance_accuracy(records, ops=(op,), op=op, size=modulus)
+    transitions[op] = experiments.transition_of(records, ops=(op,), op=op, size=modulus,
+                                                level=level, n_boot=n_boot)
+points = {op: experiments.accuracy_points(records, ops=(op,), op=op, size=modulus) for op in ops}
+fig = plots.plot_transition_curves(points, transitions, level=level,
+                                   title=f"Single-task accuracy vs size (mod {modulus}, {sw.preset})")
+plots.show_figure(fig, "02_single_task_curves", results, save=save_figures)
+
+# %%
+print(tables.transition_table(transitions))
+
+# %% [markdown]
+# ## Is ADD the hardest operation?
+#
+# Paper A (v1) reports that addition mod n is the hardest single operation: it needs the largest
+# model. We compare ADD's transition with every other operation's, counting an operation as
+# *easier* only when its CI lies wholly below ADD's (bounds count as the values they bound).
+
+# %%
+from jointtask_lib import scorecard
+
+order = experiments.hardness_order(transitions)
+print("from easiest to hardest:", " < ".join(order))
+verdict, detail = experiments.hardest_verdict(transitions, "ADD")
+print(f"ADD hardest: {verdict} ({detail})")
+scorecard.write_claims(results, "02_learning_transition", [
+    scorecard.claim(
+        id="A-hardest", paper="A", claim="ADD (sum mod n) is the hardest single operation",
+        paper_value="hardest of MAX/MIN/MED/SUM (v1)",
+        ours=f"order: {' < '.join(order)}; ADD {transitions['ADD'].describe() if transitions.get('ADD') else 'n/a'}",
+        verdict=verdict, preset=sw.preset, notebook="02_learning_transition", note=detail),
+])
+
+# %% [markdown]
+# ## Try this
+#
+# 1. Rerun with `sweep_preset = "paper"` on a GPU: more widths, moduli 10–45 and three seeds. Do
+#    the transitions move with the modulus the way paper A says (sub-linearly in n)?
+# 2. Change `level` to 0.5 or 0.95. Which operations change rank, and why does the choice matter
+#    more for some curves than for others?
+# 3. Edit `params/sweeps/single_task.yaml` to train longer (`train.steps`) and turn off early
+#    stopping (`train.early_stop: false`). Do any transitions move left — did our budget cut off
+#    late ("grokking") learners?
+# 4. Add `SADD` and `RTAB` to the sweep's mixes. Is relabelled addition as hard as addition?

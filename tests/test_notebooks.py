@@ -1,0 +1,327 @@
+"""The notebook contract: parameters cells, presets, reference copies (drift), the runner, figures.
+
+The notebooks themselves are executed by nbval from ``tests/notebooks/*.ipynb`` (``make test``);
+these tests check that those reference copies still match the sources.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jointtask_lib import notebook as N
+from jointtask_lib import paths
+
+NOTEBOOKS = N.list_notebooks()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks under {N.NOTEBOOKS_DIR}"
+
+
+# -- (a) one parameters cell of literals -------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameters_cell_is_literals(path):
+    params = N.notebook_parameters(path)
+    assert params, f"{path.name}: empty parameters cell"
+    assert "results_dir" in params, f"{path.name}: every notebook takes a 'results_dir' parameter"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_header_and_checked_cells(path):
+    nb = N.read_notebook(path)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec must be python3"
+    checked = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, f"{path.name}: no cell starts with '# NBVAL_CHECK_OUTPUT', so nbval compares nothing"
+
+
+def _write_nb(tmp_path: Path, name: str, body: str) -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(body).lstrip())
+    return p
+
+
+def test_non_literal_parameter_is_rejected(tmp_path):
+    p = _write_nb(tmp_path, "99_bad.py", """
+        # %% tags=["parameters"]
+        a = 1
+        b = a + 1
+
+        # %%
+        print(b)
+        """)
+    with pytest.raises(ValueError, match=r"99_bad\.py.*line 2.*b = a \+ 1"):
+        N.notebook_parameters(p)
+
+
+def test_statement_in_parameters_cell_is_rejected(tmp_path):
+    p = _write_nb(tmp_path, "99_bad.py", """
+        # %% tags=["parameters"]
+        import os
+        """)
+    with pytest.raises(ValueError, match=r"99_bad\.py.*import os"):
+        N.notebook_parameters(p)
+
+
+@pytest.mark.parametrize("n_cells", [0, 2])
+def test_exactly_one_parameters_cell(tmp_path, n_cells):
+    cells = "\n".join(f'# %% tags=["parameters"]\na{i} = {i}\n' for i in range(n_cells))
+    p = _write_nb(tmp_path, "99_cells.py", cells + "\n# %%\nprint(1)\n")
+    with pytest.raises(ValueError, match=rf"99_cells\.py.*exactly one.*found {n_cells}"):
+        N.notebook_parameters(p)
+
+
+# -- (b) presets --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+@pytest.mark.parametrize("preset", N.PRESETS)
+def test_preset_exists_and_validates(path, preset):
+    assert N.preset_path(path.stem, preset).is_file(), f"missing {N.preset_path(path.stem, preset)}"
+    N.load_preset(path.stem, preset)
+
+
+def test_no_orphan_preset_files():
+    stems = {p.stem for p in NOTEBOOKS}
+    for d in sorted(N.PARAMS_DIR.iterdir()):
+        if not d.is_dir() or d.name == "sweeps":
+            continue
+        assert d.name in stems, f"params/{d.name}/ belongs to no notebook"
+        extra = sorted(f.name for f in d.iterdir() if f.suffix in (".yaml", ".yml") and f.stem not in N.PRESETS)
+        assert not extra, f"params/{d.name}/ has files that are not presets: {extra}"
+
+
+# -- (c) reference copies do not drift from the sources ---------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_reference_copy_matches_source(path):
+    problems = N.reference_drift(path)
+    assert not problems, (
+        "the nbval reference copy is out of date:\n  " + "\n  ".join(problems)
+        + "\nRegenerate it with `make nbref` (and commit tests/notebooks/)."
+    )
+
+
+def test_drift_is_detected(tmp_path):
+    import nbformat
+
+    stem = NOTEBOOKS[0].stem
+    ref = nbformat.read(str(N.REFERENCE_DIR / f"{stem}.ipynb"), as_version=4)
+    code = [c for c in ref.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    code[-1].source += "\n# edited"
+    nbformat.write(ref, str(tmp_path / f"{stem}.ipynb"))
+    assert any("code cells differ" in p for p in N.reference_drift(stem, tmp_path))
+    assert N.reference_drift(stem, tmp_path / "nowhere") == [f"{tmp_path / 'nowhere' / (stem + '.ipynb')} is missing"]
+
+
+# -- (d) bad presets ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tmp_params(tmp_path, monkeypatch):
+    monkeypatch.setattr(N, "PARAMS_DIR", tmp_path)
+    return tmp_path
+
+
+def _preset(root: Path, stem: str, data) -> Path:
+    (root / stem).mkdir(parents=True, exist_ok=True)
+    f = root / stem / "smoke.yaml"
+    f.write_text(yaml.safe_dump(data))
+    return f
+
+
+def test_unknown_preset_key(tmp_params):
+    stem = NOTEBOOKS[0].stem
+    f = _preset(tmp_params, stem, {"no_such_knob": 1})
+    with pytest.raises(ValueError) as e:
+        N.load_preset(stem, "smoke")
+    msg = str(e.value)
+    assert str(f) in msg and "no_such_knob" in msg and "allowed:" in msg and "results_dir" in msg
+
+
+def test_wrong_type_in_preset(tmp_params):
+    stem = NOTEBOOKS[0].stem
+    key = next(k for k, v in N.notebook_parameters(NOTEBOOKS[0]).items()
+               if isinstance(v, int) and not isinstance(v, bool))
+    f = _preset(tmp_params, stem, {key: "not a number"})
+    with pytest.raises(ValueError) as e:
+        N.load_preset(stem, "smoke")
+    assert str(f) in str(e.value) and repr(key) in str(e.value) and "an integer" in str(e.value)
+
+
+def test_unknown_preset_name_and_missing_file(tmp_params):
+    stem = NOTEBOOKS[0].stem
+    with pytest.raises(ValueError, match="'preset' must be one of smoke, quick, paper"):
+        N.load_preset(stem, "huge")
+    with pytest.raises(ValueError, match="does not exist"):
+        N.load_preset(stem, "paper")
+
+
+def test_type_rules():
+    d = {"lr": 0.1, "n": 3, "flag": True, "opt": None, "xs": [1], "name": "a"}
+    N.check_params({"lr": 1, "n": 4, "flag": False, "opt": [1, 2], "xs": [], "name": "b"}, d, "f")
+    for key, bad in [("lr", "x"), ("n", 2.5), ("n", True), ("flag", 1), ("xs", 3), ("name", 1)]:
+        with pytest.raises(ValueError, match=rf"f: parameter '{key}' must be"):
+            N.check_params({key: bad}, d, "f")
+
+
+def test_empty_preset_file_means_no_overrides(tmp_params):
+    stem = NOTEBOOKS[0].stem
+    (tmp_params / stem).mkdir()
+    (tmp_params / stem / "quick.yaml").write_text("# only a comment\n")
+    assert N.load_preset(stem, "quick") == {}
+
+
+# -- the runner (a real kernel; a few seconds) ---------------------------------------------------
+
+_GOOD = """
+    # ---
+    # jupyter:
+    #   kernelspec:
+    #     display_name: Python 3
+    #     language: python
+    #     name: python3
+    # ---
+
+    # %% tags=["parameters"]
+    n = 2
+    results_dir = ""
+
+    # %%
+    # NBVAL_CHECK_OUTPUT
+    print("n squared is", n * n)
+    """
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir()
+    _write_nb(nb_dir, "01_good.py", _GOOD)
+    _write_nb(nb_dir, "02_bad.py", _GOOD.replace("n * n)", "n * n)\n    raise RuntimeError('boom')"))
+    for stem in ("01_good", "02_bad"):
+        (params / stem).mkdir(parents=True)
+        for preset in N.PRESETS:
+            (params / stem / f"{preset}.yaml").write_text("n: 3\n")
+    monkeypatch.setattr(N, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(N, "PARAMS_DIR", params)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_execute_reference_copy_is_stable(tiny_project):
+    import nbformat
+
+    out = tiny_project / "out"
+    p = N.execute_notebook("01", "smoke", out, reference=True)
+    text = p.read_text()
+    nb = nbformat.reads(text, as_version=4)
+    assert "papermill" not in nb.metadata and "papermill" not in text
+    assert '"execution"' not in text and "duration" not in text
+    assert N.injected_parameters(nb) == {"n": 3}
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert any("n squared is 9" in o.get("text", "") for o in outputs)
+    # the source's code cells survive unchanged, so the drift check passes on this copy
+    assert N.reference_drift("01_good", out) == []
+    # regenerating gives the same bytes
+    assert N.execute_notebook("01", "smoke", out, reference=True).read_text() == text
+
+
+@pytest.mark.slow
+def test_cli_reports_failing_notebook(tiny_project, capsys):
+    from jointtask_lib.cli import main
+
+    out = tiny_project / "out"
+    rc = main(["notebooks", "--preset", "quick", "--out", str(out), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "ok     01_good" in err
+    assert "FAILED 02_bad" in err and "RuntimeError: boom" in err
+    assert "1 of 2 failed: 02_bad" in err
+    assert (out / "01_good.ipynb").is_file()
+    assert (out / "02_bad.ipynb").is_file()  # the failed copy, with its traceback
+
+
+def test_cli_rejects_bad_arguments(tiny_project, capsys):
+    from jointtask_lib.cli import main
+
+    assert main(["notebooks", "--preset", "huge"]) == 2
+    assert "'preset' must be one of" in capsys.readouterr().err
+    assert main(["notebooks", "--only", "07"]) == 2
+    assert "'notebook' '07' names no notebook" in capsys.readouterr().err
+    assert main(["notebooks", "--preset", "quick", "--reference"]) == 2
+
+
+# -- (e) figures are written atomically and without volatile metadata ------------------------
+
+
+def _fig():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    return fig
+
+
+def test_save_figure_strips_metadata_and_is_reproducible(tmp_path):
+    p = paths.save_figure(_fig(), "fig_a", tmp_path, pdf=True)
+    assert p == tmp_path / "figures" / "fig_a.png"
+    data = p.read_bytes()
+    assert data.startswith(b"\x89PNG") and b"Software" not in data and b"matplotlib" not in data.lower()
+    pdf = (tmp_path / "figures" / "fig_a.pdf").read_bytes()
+    assert b"CreationDate" not in pdf and b"matplotlib" not in pdf.lower()
+    assert paths.save_figure(_fig(), "fig_a", tmp_path).read_bytes() == data
+    assert sorted(x.name for x in (tmp_path / "figures").iterdir()) == ["fig_a.pdf", "fig_a.png"]
+
+
+def test_save_figure_is_atomic(tmp_path, monkeypatch):
+    p = paths.save_figure(_fig(), "fig_b", tmp_path)
+    before = p.read_bytes()
+    calls = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        calls.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(paths.os, "replace", spy)
+    paths.save_figure(_fig(), "fig_b", tmp_path)
+    (src, dst), = calls
+    assert dst == p and src.parent == p.parent and src != p  # written beside, then moved in place
+
+    class Broken:
+        def savefig(self, fh, **kw):
+            fh.write(b"half a figure")
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        paths.save_figure(Broken(), "fig_b", tmp_path)
+    assert p.read_bytes() == before  # the old figure is intact
+    assert [x.name for x in p.parent.iterdir()] == ["fig_b.png"]  # no temporary left behind
+
+
+def test_save_figure_rejects_paths(tmp_path):
+    with pytest.raises(ValueError, match="'name' must be a plain file name"):
+        paths.save_figure(_fig(), "../escape", tmp_path)
+
+
+def test_results_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.ENV_RESULTS, raising=False)
+    root = paths.repo_root()
+    assert (root / "pyproject.toml").is_file()
+    assert paths.results_dir() == root / "results"
+    monkeypatch.setenv(paths.ENV_RESULTS, str(tmp_path / "env"))
+    assert paths.results_dir("") == tmp_path / "env"
+    assert paths.results_dir(str(tmp_path / "x")) == tmp_path / "x"
+    assert paths.results_dir("rel/dir") == root / "rel" / "dir"  # never relative to the cwd
+    monkeypatch.chdir(tmp_path)
+    assert paths.repo_root() == root
+    assert paths.figures_dir(tmp_path) == tmp_path / "figures"
