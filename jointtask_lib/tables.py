@@ -250,3 +250,11 @@ def transition_table(transitions: dict, label: str = "op") -> str:
             continue
         rows.append([name, t.describe(), t.kind, t.n_seeds])
     return format_table([label, "transition (params)", "kind", "seeds"], rows)
+
+
+def reduction_table(reductions: dict, expect: dict | None = None) -> str:
+    """One row per comparison: the reduction factor with CI (or bound) and paper A's expectation."""
+    rows = []
+    for label, r in reductions.items():
+        rows.append([label, (expect or {}).get(label, ""), r.describe() if r is not None else "n/a"])
+    return format_table(["comparison", "paper A expects", "reduction factor"], rows)
