@@ -142,10 +142,18 @@ def train_group(root, specs: list[RunSpec], *, device: str = "auto", progress: b
     dev = str(resolve_device(device))
     out = []
     chunks = [specs] if not max_stack else [specs[i:i + max_stack] for i in range(0, len(specs), max_stack)]
+    inits = [s.init for s in specs if s.init is not None]
+    if inits:  # pretrained runs first (through the cache), then load their weights
+        train_or_load(root, inits, device=device, progress=progress, max_stack=max_stack)
     for chunk in chunks:
         ck = group_checkpoint(root, chunk)
+        init_states = None
+        if any(s.init is not None for s in chunk):
+            init_states = [None if s.init is None else
+                           torch.load(run_dir(root, s.init) / "model.pt", map_location="cpu", weights_only=True)
+                           for s in chunk]
         results = train_stack(chunk, device=dev, progress=progress, checkpoint_path=ck,
-                              checkpoint_every=checkpoint_every)
+                              checkpoint_every=checkpoint_every, init_states=init_states)
         for r in results:
             out.append(save_result(root, r, dev))
         if ck.exists():

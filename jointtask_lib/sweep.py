@@ -225,6 +225,10 @@ def run_specs(
             shutil.rmtree(run_dir(root, s), ignore_errors=True)
     _clean_stale_temporaries(root)
     todo = pending(specs, root)
+    inits = pending([s.init for s in todo if s.init is not None], root)
+    if inits:  # pretraining runs first, so parallel workers never train one twice
+        run_specs(inits, root, workers=workers, scheduler=scheduler, local_cluster=local_cluster,
+                  device=device, threads=threads, progress=progress, max_stack=max_stack)
     groups = group_specs(todo)
     jobs = [[s.to_dict() for s in g] for g in groups]
     if threads is None:

@@ -147,30 +147,51 @@ def _from_dict(cls, d: dict, where: str):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that defines one trained model."""
+    """Everything that defines one trained model.
+
+    ``init`` (optional) is another run whose trained weights initialise this one — pretraining
+    (e.g. MAX+MED, then ADD).  It must have the same model shape (architecture, vocabulary and
+    context length); it is part of this run's identity (and hash) and is trained first, through
+    the run cache, if it has no record yet.
+    """
 
     task: TaskConfig
     arch: Arch = Arch()
     train: TrainConfig = TrainConfig()
     seed: int = 0
+    init: "RunSpec | None" = None
 
     def __post_init__(self):
         check_int("seed", self.seed, lo=0)
+        if self.init is not None:
+            if not isinstance(self.init, RunSpec):
+                raise ValueError(f"'init' must be a RunSpec or None; got {type(self.init).__name__}")
+            if self.init.model_config() != self.model_config():
+                raise ValueError(
+                    "'init' must have the same model shape (arch, vocabulary, context length) as the run; "
+                    f"got {self.init.model_config()} vs {self.model_config()}"
+                )
 
     def to_dict(self) -> dict:
-        return {"task": self.task.to_dict(), "arch": asdict(self.arch), "train": asdict(self.train),
-                "seed": self.seed}
+        d = {"task": self.task.to_dict(), "arch": asdict(self.arch), "train": asdict(self.train),
+             "seed": self.seed}
+        if self.init is not None:  # absent when None, so keys of runs without init never change
+            d["init"] = self.init.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
-        unknown = set(d) - {"task", "arch", "train", "seed"}
+        unknown = set(d) - {"task", "arch", "train", "seed", "init"}
         if unknown:
-            raise ValueError(f"unknown run field(s) {', '.join(sorted(unknown))}; allowed: task, arch, train, seed")
+            raise ValueError(
+                f"unknown run field(s) {', '.join(sorted(unknown))}; allowed: task, arch, train, seed, init"
+            )
         return cls(
             task=TaskConfig.from_dict(d["task"]),
             arch=_from_dict(Arch, d.get("arch", {}), "arch"),
             train=_from_dict(TrainConfig, d.get("train", {}), "train"),
             seed=d.get("seed", 0),
+            init=None if d.get("init") is None else RunSpec.from_dict(d["init"]),
         )
 
     def key(self) -> str:
@@ -479,10 +500,12 @@ def train_stack(
     checkpoint_path=None,
     checkpoint_every: int = 500,
     final_eval: bool = True,
+    init_states: list[dict | None] | None = None,
 ) -> list[RunResult]:
     """Train the runs ``specs`` (one group: equal :meth:`RunSpec.group_key`) as one stack.
 
-    With ``checkpoint_path``, the stack's full state (parameters, optimiser, mini-batch streams,
+    ``init_states[i]`` (an M=1 state dict, or ``None``) replaces run i's random initialisation
+    (pretraining; see :attr:`RunSpec.init`).  With ``checkpoint_path``, the stack's full state (parameters, optimiser, mini-batch streams,
     curves, finished models) is saved there atomically every ``checkpoint_every`` steps and a
     later call with the same specs resumes from it, giving the same result as an uninterrupted
     run.
@@ -504,7 +527,16 @@ def train_stack(
     tests = [d[1] for d in datas]
     m_all = len(specs)
 
-    model = GPT(mcfg, m_all, seeds=[s.seed for s in specs]).to(dev)
+    model = GPT(mcfg, m_all, seeds=[s.seed for s in specs])
+    if init_states is not None:
+        if len(init_states) != m_all:
+            raise ValueError(f"'init_states' must have one entry per run ({m_all}); got {len(init_states)}")
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                for i, st in enumerate(init_states):
+                    if st is not None:
+                        p[i].copy_(st[name][0])
+    model = model.to(dev)
     opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                        weight_decay=cfg.weight_decay)
     gens = _batch_generators(specs)

@@ -302,3 +302,26 @@ def test_runspec_round_trip_and_hash_sensitivity():
     assert s.key() != RunSpec(task=s.task, arch=s.arch, train=s.train, seed=9).key()
     with pytest.raises(ValueError, match="unknown field"):
         RunSpec.from_dict({**s.to_dict(), "arch": {"n_embd": 3}})
+
+
+def test_pretrained_init_is_loaded_and_part_of_the_identity(tmp_path):
+    arch = Arch(n_embed=16)
+    pre = RunSpec(task=TASK.with_ops(("MAX", "MED")), arch=arch, train=TC, seed=3)
+    fine = RunSpec(task=TASK, arch=arch, train=TC, seed=0, init=pre)
+    scratch = RunSpec(task=TASK, arch=arch, train=TC, seed=0)
+    assert fine.key() != scratch.key()
+    assert "init" not in scratch.to_dict()  # keys of runs without init are unchanged
+    assert RunSpec.from_dict(json.loads(json.dumps(fine.to_dict()))) == fine
+    recs = train_or_load(tmp_path, [fine, scratch], device="cpu")
+    assert load_record(tmp_path, pre) is not None  # the pretraining run was trained first
+    # The fine-tuned run started from the pretrained weights: one step of training from them
+    # (lr -> tiny) stays next to them, far from a fresh initialisation.
+    tiny = TrainConfig(**{**TC.__dict__, "steps": 1, "lr": 1e-9, "warmup": 0})
+    probe = RunSpec(task=TASK, arch=arch, train=tiny, seed=0, init=pre)
+    train_or_load(tmp_path, [probe], device="cpu")
+    pre_w = torch.load(run_dir(tmp_path, pre) / "model.pt", weights_only=True)
+    probe_w = torch.load(run_dir(tmp_path, probe) / "model.pt", weights_only=True)
+    torch.testing.assert_close(probe_w["wte"], pre_w["wte"], atol=1e-6, rtol=0)
+    assert recs[0]["spec"]["init"]["seed"] == 3
+    with pytest.raises(ValueError, match="'init' must have the same model shape"):
+        RunSpec(task=TASK, arch=Arch(n_embed=8), train=TC, init=pre)
