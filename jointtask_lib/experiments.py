@@ -78,10 +78,14 @@ def transition_of(records, *, ops, op, size=None, n_boot: int = 500, **kw):
     return estimate_transition(xs, ys, seeds, n_boot=n_boot, **kw)
 
 
-def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, **kw):
-    """Reduction factor transition(single) / transition(joint) for ``op``, with a CI."""
+def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, joint_records=None, **kw):
+    """Reduction factor transition(single) / transition(joint) for ``op``, with a CI.
+
+    ``joint_records`` (default: ``records``) holds the joint condition's runs — for comparisons
+    whose two conditions share a task mix, such as ADD from scratch vs ADD after pretraining.
+    """
     a = accuracy_points(records, ops=single, op=op, size=size)
-    b = accuracy_points(records, ops=joint, op=op, size=size)
+    b = accuracy_points(records if joint_records is None else joint_records, ops=joint, op=op, size=size)
     if len(set(a[0].tolist())) < 3 or len(set(b[0].tolist())) < 3:
         return None
     return reduction_factor(a, b, n_boot=n_boot, **kw)
@@ -144,3 +148,56 @@ def hardest_verdict(transitions: dict, op: str) -> tuple[str, str]:
     if not_separated:
         return "inconclusive", f"not separated from {op} within the CIs: {', '.join(not_separated)}"
     return "reproduced", f"{op}'s transition lies above every other operation's CI"
+
+
+def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED")) -> dict:
+    """The runs of the transfer experiment, built from the ``target`` runs of a sweep.
+
+    For every (width, seed) of ``base_specs`` whose mix is ``target``:
+
+    * ``scratch``   — ``target`` from a random initialisation;
+    * ``transfer``  — ``target`` initialised from a model trained on ``pretrain`` (same width and
+      seed): paper A's pretraining experiment, and the reviewers' "continual" presentation;
+    * ``joint``     — ``pretrain + target`` together from scratch (the "joint" presentation);
+    * ``joint_then_target`` — ``target`` initialised from the joint model (fine-tuning on ADD
+      alone after joint training, another reviewer request);
+    * ``pretrain``  — the ``pretrain`` runs themselves.
+
+    Every condition trains for the same number of steps with the same recipe.
+    """
+    from dataclasses import replace
+
+    target, pretrain = tuple(target), tuple(pretrain)
+    joint_ops = pretrain + tuple(o for o in target if o not in pretrain)
+    out = {"scratch": [], "transfer": [], "joint": [], "joint_then_target": [], "pretrain": []}
+    for s in base_specs:
+        if tuple(s.task.ops) != target or s.init is not None:
+            continue
+        pre = replace(s, task=s.task.with_ops(pretrain))
+        joint = replace(s, task=s.task.with_ops(joint_ops))
+        out["scratch"].append(s)
+        out["pretrain"].append(pre)
+        out["transfer"].append(replace(s, init=pre))
+        out["joint"].append(joint)
+        out["joint_then_target"].append(replace(s, init=joint))
+    return out
+
+
+def evaluate_on(root, specs, task, *, device: str = "cpu") -> list[dict]:
+    """Metrics of trained runs ``specs`` (one group) on the test set of another ``task`` of the
+    same family and size — e.g. whether a model fine-tuned on ADD still does MAX and MED."""
+    import torch
+
+    from .data import make_datasets
+    from .runs import run_dir
+    from .train import evaluate_stack, stack_models
+
+    if not specs:
+        return []
+    states = [torch.load(run_dir(root, s) / "model.pt", map_location="cpu", weights_only=True) for s in specs]
+    model = stack_models(list(specs), states, device=device)
+    datas = []
+    for s in specs:
+        seed = s.seed if s.train.data_seed is None else s.train.data_seed
+        datas.append(make_datasets(task, s.train.n_train, s.train.n_test, seed)[1])
+    return evaluate_stack(model, datas, specs[0].vocab(), specs[0].model_config().block_size)
