@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · The reproduction scorecard
+#
+# Every other notebook tests claims of the two papers and writes its verdicts to
+# `results/claims/<notebook>.json`. This notebook collects them into one table — the paper's
+# value, ours (with its confidence interval and the preset it was measured at) and a verdict —
+# and writes it as `results/SCORECARD.md`. `make reproduce` runs it last.
+#
+# **What you will learn**: how to read a reproduction honestly. *Reproduced* means our
+# measurement supports the claim beyond its uncertainty; *not reproduced* means it contradicts
+# it beyond its uncertainty; *inconclusive* means our scale or our number of seeds cannot decide.
+# A claim that does not reproduce on a laptop is a result, not a failure of the notebook.
+
+# %% [markdown]
+# ## Parameters
+#
+# * `results_dir`: where the other notebooks wrote their claims (empty: `$JOINTTASK_RESULTS`, else
+#   `results/`); `write_markdown`: also write `SCORECARD.md`.
+
+# %% tags=["parameters"]
+results_dir = ""
+write_markdown = True
+interactive = False
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from IPython.display import Markdown, display
+
+from jointtask_lib import paths, scorecard
+from jointtask_lib.validate import check_bool
+
+check_bool("write_markdown", write_markdown)
+results = paths.results_dir(results_dir)
+print("verdicts:", ", ".join(scorecard.VERDICTS))
+
+# %% [markdown]
+# ## The rules behind the verdicts
+#
+# The verdicts are computed by functions in `jointtask_lib/scorecard.py`, never by hand:
+
+# %%
+for rule in (scorecard.verdict_benefit, scorecard.verdict_no_benefit, scorecard.verdict_greater):
+    print(f"{rule.__name__}:\n    " + " ".join(rule.__doc__.split()) + "\n")
+
+# %% [markdown]
+# ## The scorecard
+
+# %%
+rows = scorecard.load_claims(results)
+md = scorecard.render_markdown(rows)
+if write_markdown:
+    print("written:", scorecard.write_scorecard(results).name)
+display(Markdown(md))
+
+# %% [markdown]
+# ## Try this
+#
+# 1. Run `make reproduce PRESET=paper` on a GPU and compare the two scorecards: which verdicts
+#    change from *inconclusive* to *reproduced* or *not reproduced* with more widths and seeds?
+# 2. Open one notebook's claims file (`results/claims/03_joint_training.json`) and trace a row back
+#    to its runs in `results/runs/`: every number here comes from a run you can name.
