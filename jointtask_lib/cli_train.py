@@ -8,10 +8,11 @@ same command re-reads the finished records and trains nothing, and an interrupte
 each stack from its group checkpoint.  All arguments are validated (by building every spec)
 before any data is generated or any model is trained.
 
-Threads: ``--threads`` sets ``torch.set_num_threads`` before any work.  The default,
-:data:`DEFAULT_THREADS`, is the fastest setting measured by ``benchmarks/train_throughput.py`` for
-one training process on a CPU (see ``benchmarks/README.md``); ``--workers N`` trains different
-widths in N processes at once (each with ``--threads`` threads).
+Speed settings (defaults = the fastest measured by ``benchmarks/train_throughput.py`` on a 2-core
+CPU; see ``benchmarks/README.md``): ``--threads`` sets ``torch.set_num_threads`` before any work
+(default :data:`DEFAULT_THREADS` for one process, cores/workers with ``--workers``);
+``--workers N`` trains different stacks in N processes at once; ``--max-stack`` caps the models
+per stack (default: by width, :func:`auto_max_stack`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,32 @@ import json
 import sys
 import time
 
-# Fastest measured setting for one stacked training process on CPU (benchmarks/README.md).
+# Fastest measured settings on the 2-core CPU (benchmarks/README.md): one stacked process runs
+# fastest with 2 threads (1.15-1.8x its 1-thread speed); several worker processes with one thread
+# each (``--workers 2 --threads 1`` beat one 2-thread process by 1.1-1.5x).
 DEFAULT_THREADS = 2
-# Largest stack trained as one program; bigger groups are split (benchmarks/README.md).
-DEFAULT_MAX_STACK = 16
+# Largest stack trained as one program (``--max-stack 0``, the default, picks it by width): on the
+# 2-core CPU, stacks of 8 were 1.2-2.2x faster than training the models one by one at d <= 32,
+# but at d >= 64 on long sequences a stack of 8 fell to 0.5-1.2x (cache pressure, and the stack
+# is cropped to its longest example), while stacks of 2 stayed at 0.98-1.06x.  M=16 helped only
+# at d <= 16 on short sequences.  See benchmarks/README.md.
+AUTO_MAX_STACK = ((32, 8), (None, 2))  # (widths up to, max stack); None: any larger width
+
+
+def auto_max_stack(n_embed: int) -> int:
+    for limit, m in AUTO_MAX_STACK:
+        if limit is None or n_embed <= limit:
+            return m
+    return 1
+
+
+def default_threads(workers: int) -> int:
+    """Threads per process: :data:`DEFAULT_THREADS` for one process, else cores / workers."""
+    import os
+
+    if workers <= 1:
+        return DEFAULT_THREADS
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -69,10 +92,12 @@ def register_cli(sub) -> None:
     g.add_argument("--out", default="runs", help="results root (run records and checkpoints)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda")
     g.add_argument("--threads", type=int, default=None,
-                   help=f"torch threads per process (default {DEFAULT_THREADS}, the fastest measured)")
+                   help=f"torch threads per process (default: {DEFAULT_THREADS} for one process, "
+                        "cores/workers with --workers; the fastest measured)")
     g.add_argument("--workers", type=int, default=1, help="processes training different widths at once")
-    g.add_argument("--max-stack", type=int, default=DEFAULT_MAX_STACK,
-                   help="most models trained as one stack (larger groups are split)")
+    g.add_argument("--max-stack", type=int, default=0,
+                   help="most models trained as one stack; larger groups are split "
+                        "(default 0 = by width: 8 up to d=32, 2 above; the fastest measured on CPU)")
     g.add_argument("--force", action="store_true", help="retrain even if records exist")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the records' metrics as JSON")
@@ -145,36 +170,44 @@ def format_table(records: list[dict]) -> str:
 def cmd_train(a) -> int:
     from .validate import check_int
 
-    threads = DEFAULT_THREADS if a.threads is None else a.threads
-    check_int("threads", threads, lo=1)
     check_int("workers", a.workers, lo=1)
-    check_int("max_stack", a.max_stack, lo=1)
+    if a.threads is not None:
+        check_int("threads", a.threads, lo=1)
+    check_int("max_stack", a.max_stack, lo=0)
     from .train import resolve_device
 
     device = str(resolve_device(a.device))  # rejects 'cuda' without a GPU before any work
     specs = specs_from_args(a)
 
-    import torch
-
-    torch.set_num_threads(threads)
     from .runs import group_specs, load_record, train_or_load
 
     unique = list({s.key(): s for s in specs}.values())
-    done_before = 0 if a.force else sum(load_record(a.out, s) is not None for s in unique)
+    todo = unique if a.force else [s for s in unique if load_record(a.out, s) is None]
+    done_before = len(unique) - len(todo)
+    # One job per stack that will be trained (a group split into chunks of at most the max stack).
+    groups = group_specs(todo)
+    chunks = []
+    for g in groups:
+        ms = a.max_stack or auto_max_stack(g[0].arch.n_embed)
+        chunks += [g[i:i + ms] for i in range(0, len(g), ms)]
+    workers = min(a.workers, max(1, len(chunks)))
+    threads = default_threads(workers) if a.threads is None else a.threads
+
+    import torch
+
+    torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    groups = group_specs(unique)
-    progress = not a.no_progress
-    if a.workers > 1 and len(groups) > 1:
+    if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(a.out, [s.to_dict() for s in g], device, threads, False, a.force, a.max_stack)
-                for g in sorted(groups, key=lambda g: -g[0].arch.n_embed)]
-        with ProcessPoolExecutor(min(a.workers, len(jobs))) as ex:
+        jobs = [(a.out, [s.to_dict() for s in c], device, threads, False, a.force, None)
+                for c in sorted(chunks, key=lambda c: -c[0].arch.n_embed * len(c))]
+        with ProcessPoolExecutor(workers) as ex:
             list(ex.map(_train_chunk, jobs))
-        records = train_or_load(a.out, specs, device=device)  # all finished now: reads only
     else:
-        records = train_or_load(a.out, specs, device=device, progress=progress, force=a.force,
-                                max_stack=a.max_stack)
+        for c in chunks:
+            train_or_load(a.out, c, device=device, progress=not a.no_progress, force=a.force)
+    records = train_or_load(a.out, specs, device=device)  # all finished now: reads only
     wall = time.perf_counter() - t0
     if a.json:
         print(json.dumps([{"key": r["key"], "name": r["name"], "n_embed": r["spec"]["arch"]["n_embed"],
@@ -184,6 +217,6 @@ def cmd_train(a) -> int:
     else:
         print(format_table(records))
         trained = len(unique) - done_before
-        print(f"\n{len(records)} runs in {a.out}: {trained} trained, {len(unique) - trained} reused "
+        print(f"\n{len(records)} runs in {a.out}: {trained} trained, {done_before} reused "
               f"({wall:.1f} s, device {device}, {threads} thread(s))", file=sys.stderr)
     return 0

@@ -62,6 +62,8 @@ def test_train_prints_accuracies_and_reuses_records(tmp_path, capsys):
         (["--steps", "0"], "steps"),
         (["--device", "tpu"], "device"),
         (["--threads", "0"], "threads"),
+        (["--workers", "0"], "workers"),
+        (["--max-stack", "-1"], "max_stack"),
         (["--loss-on", "cot"], "loss_on"),
         (["--n-train", "10000000"], "n-train"),
     ],
@@ -80,3 +82,15 @@ def test_unparsable_number_is_an_argparse_error(tmp_path, capsys):
         main(["train", "--seeds", "a,b", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
     assert "seeds" in capsys.readouterr().err
+
+
+def test_workers_train_widths_in_parallel_and_match_the_cache(tmp_path, capsys):
+    out = tmp_path / "par"
+    args = [a if a != "8" else "8,12" for a in TINY]  # --n-embed 8,12 (batch size 8 stays 8 below)
+    args[args.index("--batch-size") + 1] = "8"
+    assert main(["train", *args, "--workers", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "4 trained, 0 reused" in captured.err
+    assert len(_records(out)) == 4
+    assert main(["train", *args, "--out", str(out)]) == 0  # one process: everything is cached
+    assert "0 trained, 4 reused" in capsys.readouterr().err
