@@ -111,6 +111,20 @@ def verdict_greater(a_mean: float, a_ci: tuple[float, float], b_mean: float, b_c
     return "inconclusive"
 
 
+def verdict_correlation(rho: float, p: float, *, expected_sign: int = 1, alpha: float = 0.05) -> str:
+    """Claim "two quantities are (rank-)correlated with sign ``expected_sign``", from a correlation
+    ``rho`` and its two-sided permutation p-value ``p``: *reproduced* when ``rho`` has the expected
+    sign and ``p < alpha``; *not reproduced* when it has the opposite sign and ``p < alpha``;
+    otherwise (including a NaN ``rho``: too few points) *inconclusive*."""
+    import math
+
+    if expected_sign not in (1, -1):
+        raise ValueError(f"'expected_sign' must be 1 or -1; got {expected_sign!r}")
+    if rho is None or not math.isfinite(rho) or p is None or not p < alpha:
+        return "inconclusive"
+    return "reproduced" if rho * expected_sign > 0 else "not reproduced" if rho != 0 else "inconclusive"
+
+
 # ------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------
