@@ -148,9 +148,9 @@ def test_unknown_preset_key(tmp_params):
 
 
 def test_wrong_type_in_preset(tmp_params):
-    stem = NOTEBOOKS[0].stem
-    key = next(k for k, v in N.notebook_parameters(NOTEBOOKS[0]).items()
-               if isinstance(v, int) and not isinstance(v, bool))
+    # the first notebook that has an integer parameter (the scorecard notebook has none)
+    stem, key = next((p.stem, k) for p in NOTEBOOKS for k, v in N.notebook_parameters(p).items()
+                     if isinstance(v, int) and not isinstance(v, bool))
     f = _preset(tmp_params, stem, {key: "not a number"})
     with pytest.raises(ValueError) as e:
         N.load_preset(stem, "smoke")

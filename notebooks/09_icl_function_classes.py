@@ -1,0 +1,506 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · In-context learning of function classes: does multi-task training help?
+#
+# Paper B (Bhasin, Ossowski, Zhong & Hu, *How does Multi-Task Training Affect Transformer
+# In-Context Capabilities? Investigations with Function Classes*, NAACL 2024) builds on Garg et
+# al. (2022): a small GPT is shown a prompt `x₁, f(x₁), x₂, f(x₂), …` where the function `f` is
+# drawn afresh for every prompt, and must predict `f(xₖ)` from the pairs before it. Since `f` is
+# new each time, the model cannot memorise it; it has to **learn `f` from the context**. This is
+# *in-context learning* (ICL).
+#
+# Paper B trains on three function classes of increasing difficulty (linear, quadratic, cubic) and
+# asks whether the **order** in which they are shown during training — a *curriculum* — matters.
+# Its claims, which this notebook tests at a scale a laptop can run:
+#
+# 1. A **mixed** curriculum (linear first, then linear+quadratic, then all three) reaches the
+#    cubic error of a cubic-only model while seeing only **1/9 of the cubic data**.
+# 2. Mixed models **converge on quadratic** where quadratic-only models do not (paper: 3/5 seeds
+#    vs 0/5).
+# 3. A **sequential** curriculum (linear, then quadratic, then cubic) **forgets** the early tasks.
+# 4. A few attention heads that look from each `y` back to its own `x` (**retrospective heads**)
+#    carry ICL: masking them destroys it, masking other heads does not.
+# 5. (Garg et al.) A transformer trained on linear functions predicts **as well as least squares**.
+#
+# **What you will learn**
+#
+# * How an in-context regression prompt is turned into tokens, and what the model predicts.
+# * What the four curricula (single, sequential, mixed, random) do, step by step, and how much
+#   data of each class they really give the model.
+# * How to read an *error-vs-k* curve (k = number of examples in the prompt), with classical
+#   baselines and the levels of the trivial predictors next to it.
+# * How to find heads with a given attention pattern and test their role by masking them.
+# * How to turn each claim into a number and an honest verdict: reproduced, not reproduced, or
+#   inconclusive at this scale.
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds every knob; presets in `params/09_icl_function_classes/` override them
+# (`jointtask notebooks --preset smoke|quick|paper --only 09`). The defaults are the `quick`
+# preset: about an hour on a 2-core CPU.
+#
+# * `preset`: the name written next to every claim (which scale the numbers come from).
+# * `d`, `n_points`: input dimension and pairs per prompt (paper: 20 and 100; here 5 and 20, so
+#   a prompt still holds 4× as many pairs as dimensions, as in the paper).
+# * `unit_norm_w`: rescale each function's weight vector `w` to length 1. The paper does **not**
+#   (`w ~ N(0, I)`), which makes the three classes' outputs differ in scale by orders of magnitude
+#   (cubic targets are ~50× larger than linear ones at d = 5). At our step budget that swamps the
+#   loss, so the quick preset rescales; the `paper` preset does not.
+# * `n_embed`, `n_layers`, `n_heads`: the transformer (paper: 256, 12, 8).
+# * `steps`, `batch_size`, `lr`, `warmup`: training. The paper uses Adam with lr = 1e-4 for 500k
+#   steps; with ~100× fewer steps we **raise lr** (a documented deviation: at 1e-4 a small model
+#   barely leaves its initial plateau in 10k steps). `warmup` ramps the lr linearly at the start.
+# * `seeds`: seeds for the mixed and quadratic-only models (the convergence claim counts seeds);
+#   `other_seeds`: seeds for the remaining models (sequential, random, linear-only, cubic-only).
+# * `n_eval_prompts`, `n_boot`: evaluation prompts per class and bootstrap resamples (Garg:
+#   1280 and 1000); `n_score_prompts`: prompts used to score heads; `n_mask`: heads masked.
+# * `converge_frac`: a model has *converged* on a class if its error at the last positions is at
+#   most this fraction of the constant predictor's error (defined and justified in section 6).
+# * `snapshot_prompts`: prompts per class for the check-ups at the end of each third of training.
+# * `device`, `threads`: where to train (`auto` picks a GPU if there is one) and CPU threads (1 is
+#   fastest for models this small). `results_dir`, `save_figures`, `progress`, `interactive`: where
+#   runs and figures go, whether figures are written, progress bars, widgets.
+
+# %% tags=["parameters"]
+preset = "quick"
+d = 5
+n_points = 20
+unit_norm_w = True
+n_embed = 32
+n_layers = 3
+n_heads = 4
+steps = 4000
+batch_size = 64
+lr = 0.001
+warmup = 0
+seeds = [0, 1, 2]
+other_seeds = [0]
+n_eval_prompts = 1280
+n_boot = 1000
+n_score_prompts = 256
+n_mask = 2
+converge_frac = 0.25
+snapshot_prompts = 256
+device = "auto"
+threads = 1
+results_dir = ""
+save_figures = True
+progress = False
+interactive = False
+
+# %% [markdown]
+# ## Checking the parameters and listing the runs
+#
+# Every value is checked before anything is computed: the configuration objects reject, for
+# example, a head count that does not divide the width, with a message naming the field. Then
+# the list of runs is built: each run is one model, identified by the hash of its whole
+# configuration, so a finished run is never trained twice.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+import torch
+
+from jointtask_lib import icl, icl_train, paths, plots, plots_icl, scorecard
+from jointtask_lib.icl_model import ICLConfig, count_icl_params, interleave
+from jointtask_lib.icl_train import ICLEvalConfig, ICLRunSpec, ICLTrainConfig, tail_error
+from jointtask_lib.tasks.functions import sample_prompts
+from jointtask_lib.validate import check_bool, check_float, check_int
+
+check_int("threads", threads, lo=1)
+check_float("converge_frac", converge_frac, lo=0.0, hi=1.0, lo_open=True)
+for name, value in (("save_figures", save_figures), ("progress", progress), ("interactive", interactive)):
+    check_bool(name, value)
+if not seeds or not other_seeds:
+    raise ValueError("'seeds' and 'other_seeds' must each list at least one seed")
+torch.set_num_threads(threads)
+
+TASKS = icl_train.PAPER_TASKS  # ("linear", "quadratic", "cubic"), in curriculum order
+model_cfg = ICLConfig(d=d, n_points=n_points, n_embed=n_embed, n_layers=n_layers, n_heads=n_heads)
+train_cfg = ICLTrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
+                           snapshot_prompts=snapshot_prompts, log_every=max(1, steps // 100))
+eval_cfg = ICLEvalConfig(classes=TASKS, n_prompts=n_eval_prompts, n_boot=n_boot,
+                         score_prompts=n_score_prompts, n_mask=n_mask)
+
+
+def make_spec(curriculum, tasks, seed):
+    return ICLRunSpec(curriculum=curriculum, tasks=tasks, model=model_cfg, train=train_cfg,
+                      unit_norm_w=unit_norm_w, seed=seed)
+
+
+kinds = [("mixed", TASKS, seeds), ("single", ("quadratic",), seeds), ("sequential", TASKS, other_seeds),
+         ("random", TASKS, other_seeds), ("single", ("linear",), other_seeds), ("single", ("cubic",), other_seeds)]
+specs = [make_spec(c, t, s) for c, t, ss in kinds for s in ss]
+results = paths.results_dir(results_dir)
+print(f"model: d={d}, {n_points} pairs = {model_cfg.n_tokens} tokens, width {n_embed}, {n_layers} layers x "
+      f"{n_heads} heads; {count_icl_params(model_cfg):,} parameters per model")
+print(f"training: {steps} steps x {batch_size} prompts, lr {lr}, unit-norm w: {unit_norm_w}")
+print(f"{len(specs)} runs: " + ", ".join(f"{make_spec(c, t, 0).label()} x{len(ss)}" for c, t, ss in kinds))
+
+# %% [markdown]
+# ## 1. What the model sees
+#
+# A **function class** is a recipe for drawing functions. All three of paper B's classes are
+# *single-index Hermite functions*: draw a weight vector `w`, compute `t = w·x`, and apply a fixed
+# polynomial `p` to `t`:
+#
+# * linear: `p(t) = t`
+# * quadratic: `p(t) = (t + (t² − 1)/√2) / √2`
+# * cubic: `p(t) = (t + (t² − 1)/√2 + (t³ − 3t)/√6) / √3`
+#
+# (these are sums of normalised Hermite polynomials; the library's `hermite_link` computes them).
+# Each prompt has its own `w`, so each prompt is a new regression problem.
+#
+# The transformer reads **tokens**. Each `x` is one token (a d-vector); each `y` is one token
+# too, padded with zeros to length d. They alternate: `x₁, y₁, x₂, y₂, …`. A linear
+# **read-in** maps every token to the model's width, the transformer layers mix information
+# (each position can only look at earlier positions), and a linear **read-out** turns the
+# output at every `x` position into a prediction of the `y` that follows it. Below: one prompt
+# with 3 pairs, as numbers and as tokens.
+
+# %%
+gen = torch.Generator().manual_seed(0)
+xs, ys = sample_prompts("quadratic", 1, 3, d, gen, **({"unit_norm_w": True} if unit_norm_w else {}))
+np.set_printoptions(precision=3, suppress=True)
+print("x (3 pairs, d values each):\n", xs[0].numpy())
+print("y = f(x):", ys[0].numpy())
+print("tokens (x1, y1, x2, y2, x3, y3), y padded with zeros:\n", interleave(xs, ys)[0].numpy())
+
+# %% [markdown]
+# The error at position k is `(prediction − y)² / d`, averaged over many prompts (dividing by d is
+# the papers' "normalised MSE"). Two trivial predictors set the scale:
+#
+# * **predict 0** every time: error `E[y²]/d` (the *zero level*);
+# * **predict the overall mean** `E[y]`: error `Var(y)/d` (the *constant level*). A model that
+#   ignores the prompt can do no better than this.
+#
+# Both follow exactly from the Hermite construction (the library computes them in closed form):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+task_opts = {"unit_norm_w": True} if unit_norm_w else {}
+levels = {c: icl.reference_levels(c, d, **task_opts) for c in TASKS}
+for c in TASKS:
+    print(f"{c:>9}: zero level {levels[c]['zero']:.4f}   constant level {levels[c]['constant']:.4f}")
+
+# %% [markdown]
+# ## 2. The curricula
+#
+# Training runs `steps` steps. Each step draws a **fresh** batch of prompts, all from **one**
+# class; the curriculum says which. With three classes, the run is cut into three equal thirds:
+#
+# * **single**: one class for the whole run (our single-task baselines);
+# * **sequential**: linear in the first third, quadratic in the second, cubic in the last;
+# * **mixed**: first third linear only; second third linear *or* quadratic (a coin flip per
+#   step); last third any of the three (one in three each);
+# * **random**: a random class at every step, for the whole run.
+#
+# So in the mixed curriculum cubic appears only in the last third, one step in three: 1/3 × 1/3 =
+# **1/9** of the steps. That is the "1/9 of the data" in claim 1. The exact counts below come from
+# the same per-step schedule the training uses (seed 0), next to the exact expectation.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+schedules = {}
+for curriculum in ("sequential", "mixed", "random"):
+    sched = icl.curriculum_schedule(curriculum, list(TASKS), steps, seed=0)
+    schedules[curriculum] = sched
+    counts = np.bincount(sched, minlength=3)
+    expected = icl.expected_task_fractions(curriculum, list(TASKS), steps)
+    print(f"{curriculum:>10}: steps per class " + ", ".join(f"{t} {n}" for t, n in zip(TASKS, counts))
+          + "  | expected fractions " + ", ".join(f"{f:.3f}" for f in expected))
+print(f"mixed: cubic steps / all steps = {np.mean(schedules['mixed'] == 2):.3f} (1/9 = {1 / 9:.3f})")
+
+# %%
+fig = plots_icl.plot_schedules(schedules, TASKS)
+plots.show_figure(fig, "09_curricula", results, save=save_figures)
+
+# %% [markdown]
+# ## 3. Training (through the run cache)
+#
+# `train_or_load` looks up each run by its hash under `<results>/icl/runs/`; only missing runs are
+# trained. Runs of the same shape are trained **together** as one stack of models (one program,
+# each model with its own data, seed and gradients), which is an implementation detail: a model
+# trained in a stack is identical to the same model trained alone. Each step's class and loss are
+# logged, so the data each model saw is known exactly. A checkpoint is written every 1000 steps,
+# so an interrupted run resumes where it stopped.
+
+# %%
+records = icl_train.train_or_load(results, specs, device=device, progress=progress)
+print(f"{'run':<18} {'seed':>4}  {'linear':>7} {'quadr.':>7} {'cubic':>7}  (training steps per class)")
+for s, r in zip(specs, records):
+    ex = r["exposure"]
+    print(f"{s.label():<18} {s.seed:>4}  " + " ".join(f"{ex[t]['steps'] if t in ex else 0:>7}" for t in TASKS))
+print(f"training time of the slowest stack: {max(r['train_seconds'] for r in records) / 60:.1f} min")
+
+# %% [markdown]
+# ## 4. Evaluation: error against the number of in-context examples
+#
+# Every model is evaluated on the **same** `n_eval_prompts` fresh prompts of each class (drawn
+# with a seed no training run uses), so comparisons are paired. For each position k we average
+# the squared error over prompts and put a 90% bootstrap confidence band around it (Garg's
+# procedure). Next to the models:
+#
+# * **least squares** (fits a linear map to the k pairs seen; exact for linear functions once
+#   k ≥ d), **3-nearest neighbours** (averages the y's of the 3 closest x's seen), and
+#   **averaging** (Garg's estimator `ŵ = mean of yᵢxᵢ`);
+# * the zero and constant levels from section 1 (dotted; with unit-norm `w` they coincide).
+#
+# The figure mirrors paper B's Fig. 1: the three curricula against the single-task model of the
+# class being evaluated. Errors are on a log scale.
+
+# %%
+evals = icl_train.evaluate_or_load(results, specs, eval_cfg, device=device)
+base = icl_train.baseline_curves(d, n_points, unit_norm_w, eval_cfg)
+runs = [{"spec": s, "record": r, "eval": e} for s, r, e in zip(specs, records, evals)]
+
+
+def first(label):
+    """The run with the lowest seed among those with this label."""
+    return min((r for r in runs if r["spec"].label() == label), key=lambda r: r["spec"].seed)
+
+
+curves = {lab: {c: first(lab)["eval"]["curves"][c]["none"] for c in TASKS}
+          for lab in ("mixed", "sequential", "random")}
+curves["single-task (same class)"] = {c: first(f"single:{c}")["eval"]["curves"][c]["none"] for c in TASKS}
+fig = plots_icl.plot_error_vs_k(curves, baselines={c: base[c]["baselines"] for c in TASKS},
+                                levels={c: base[c]["levels"] for c in TASKS},
+                                title=f"Curricula vs single-task training ({preset} preset, lowest seed of each)")
+plots.show_figure(fig, "09_error_vs_k", results, save=save_figures)
+
+# %% [markdown]
+# The same numbers as a table: the **tail error** (the mean over the last 10% of positions, at
+# least two; here k = 18, 19) of every model on every class. Reading across a row shows what a
+# model can do outside the class it was trained on.
+
+# %%
+print(f"{'model':<18} {'seed':>4}  " + "  ".join(f"{c:>9}" for c in TASKS))
+for r in runs:
+    print(f"{r['spec'].label():<18} {r['spec'].seed:>4}  "
+          + "  ".join(f"{tail_error(r['eval']['curves'][c]['none']['mean']):>9.4f}" for c in TASKS))
+print(f"{'constant level':<23} " + "  ".join(f"{base[c]['levels']['constant']:>9.4f}" for c in TASKS))
+print(f"{'least squares':<23} " + "  ".join(
+    f"{tail_error(base[c]['baselines']['least_squares']['mean']):>9.4f}" for c in TASKS))
+
+# %% [markdown]
+# ## 5. Claim 5 (Garg et al.): linear functions, transformer vs least squares
+#
+# For linear functions without noise, least squares is the best possible estimator: its error
+# falls like (d − k)/d and is exactly 0 once it has seen k ≥ d pairs. Garg et al. found that a
+# transformer trained on linear functions follows this curve closely. We measure the **gap**
+# between the linear-only model and least squares at every k ≥ 1, in units of the zero level
+# (1 = "no better than predicting 0").
+
+# %%
+fig = plots_icl.plot_error_vs_k(
+    {"linear-only model": {"linear": first("single:linear")["eval"]["curves"]["linear"]["none"]},
+     "mixed": {"linear": first("mixed")["eval"]["curves"]["linear"]["none"]}},
+    baselines={"linear": base["linear"]["baselines"]}, levels={"linear": base["linear"]["levels"]},
+    classes=["linear"], title="Linear functions: the transformer against least squares")
+plots.show_figure(fig, "09_linear_vs_least_squares", results, save=save_figures)
+ls_curve = base["linear"]["baselines"]["least_squares"]["mean"]
+for lab in ("single:linear", "mixed"):
+    gap = icl_train.least_squares_gap(first(lab)["eval"]["curves"]["linear"]["none"]["mean"], ls_curve,
+                                      base["linear"]["levels"]["zero"])
+    print(f"{lab:>14}: gap to least squares, mean {gap['mean']:.3f}, largest {gap['max']:.3f} (x zero level)")
+
+# %% [markdown]
+# ## 6. Claim 1: cubic error with 1/9 of the cubic data
+#
+# Paper B's Fig. 4 plots the training loss on cubic batches: for the cubic-only model against the
+# step, for the mixed model against the number of *cubic* batches it has trained on. Because every
+# batch is fresh, the training loss is an honest estimate of the test loss. Left: both against the
+# global training step (mixed only trains on cubic in the last third). Right: against cubic batches
+# seen, the data-efficiency view. Curves are rolling means over 5% of the run.
+
+# %%
+window = max(1, steps // 20)
+by_step, by_batches = {}, {}
+for lab in ("single:cubic", "mixed"):
+    r = first(lab)
+    log = icl_train.load_icl_log(results, r["spec"])
+    t_cubic = list(r["spec"].tasks).index("cubic")
+    where = np.flatnonzero(log["task"] == t_cubic)
+    smooth = icl_train.rolling_mean(log["loss"][where], window)
+    stride = max(1, len(where) // 400)
+    by_step[lab] = (where[::stride] + 1, smooth[::stride])
+    by_batches[lab] = (np.arange(1, len(where) + 1)[::stride], smooth[::stride])
+    print(f"{lab:>12}: {len(where)} cubic batches; final cubic training loss/d {smooth[-1]:.4f}")
+fig = plots_icl.plot_loss_curves({"vs training step": by_step, "vs cubic batches seen": by_batches},
+                                 xlabels={"vs cubic batches seen": "cubic batches trained on"},
+                                 level=base["cubic"]["levels"]["constant"],
+                                 title="Cubic training loss: cubic-only vs mixed curriculum")
+plots.show_figure(fig, "09_cubic_data_efficiency", results, save=save_figures)
+
+# %% [markdown]
+# ## 7. Claim 2: does the mixed curriculum converge on quadratic where single-task training fails?
+#
+# Paper B trained 5 seeds of each and found 3/5 mixed models but 0/5 quadratic-only models
+# *converged* on quadratic (their Fig. 3): the failed models stayed at the constant level, i.e.
+# they never used the prompt. We need a definition of "converged" fixed *before* looking at the
+# results: **the tail error is at most `converge_frac` × the constant level** (default 0.25).
+# Why 0.25: with unit-norm `w`, the best predictor that is linear in x still leaves half of the
+# quadratic class's variance unexplained (error 0.5 × the constant level), so getting below 0.25
+# needs the quadratic part to be learned in context. Each thin line below is one seed.
+
+# %%
+quad = {"mixed": [r["eval"]["curves"]["quadratic"]["none"] for r in runs if r["spec"].label() == "mixed"],
+        "quadratic-only": [r["eval"]["curves"]["quadratic"]["none"] for r in runs
+                           if r["spec"].label() == "single:quadratic"]}
+threshold = converge_frac * base["quadratic"]["levels"]["constant"]
+fig = plots_icl.plot_seed_curves(quad, level=base["quadratic"]["levels"], threshold=threshold,
+                                 title="Every seed, evaluated on quadratic")
+plots.show_figure(fig, "09_quadratic_seeds", results, save=save_figures)
+for lab, cs in quad.items():
+    tails = [tail_error(c["mean"]) for c in cs]
+    print(f"{lab:>15}: tail errors " + ", ".join(f"{t:.4f}" for t in tails)
+          + f"  -> {sum(t <= threshold for t in tails)}/{len(tails)} converged (threshold {threshold:.4f})")
+
+# %% [markdown]
+# ## 8. Claim 3: does the sequential curriculum forget?
+#
+# At the end of each third of training every model was evaluated on a fixed small set of prompts
+# of each class (the *snapshots*). For the sequential model, the first point on the linear panel is
+# right after its linear third; if it forgets, the line goes **up** afterwards while it trains on
+# quadratic and then cubic. The mixed and random models keep seeing every earlier class, so they
+# should not.
+
+# %%
+snaps = {lab: first(lab)["record"]["snapshots"] for lab in ("sequential", "mixed", "random")}
+fig = plots_icl.plot_snapshots(snaps, classes=TASKS, levels={c: base[c]["levels"] for c in TASKS},
+                               block_names=["after 1/3", "after 2/3", "end"])
+plots.show_figure(fig, "09_forgetting", results, save=save_figures)
+for lab, ss in snaps.items():
+    print(f"{lab:>10}: linear tail error at the three check-ups "
+          + " -> ".join(f"{s['classes']['linear']['tail']:.4f}" for s in ss))
+
+# %% [markdown]
+# ## 9. Claim 4: retrospective heads
+#
+# Look at one attention head. When the model is at a `y` token, does the head look at the `x`
+# token right before it, i.e. the `x` this `y` belongs to? Its **retrospective score** is the
+# attention weight from each `yᵢ` to its own `xᵢ`, averaged over all pairs and `n_score_prompts`
+# prompts (0 = never, 1 = always). A head like this copies `x` into the `y` position, so that later
+# tokens can read the pair (x, y) in one place: a building block for learning from examples.
+#
+# (The authors' notebook averaged only the first 6 pairs and divided by the number of layers, so
+# its scores top out at 0.5; we use the plain mean. `icl.notebook_retrospective_scores`
+# reproduces theirs.)
+#
+# Heatmaps, one row per model, one column per evaluation class; red boxes mark the `n_mask` heads
+# with the highest score (averaged over the three classes).
+
+# %%
+rows_to_show = ["mixed", "sequential", "random", "single:linear", "single:quadratic", "single:cubic"]
+scores = {lab: first(lab)["eval"]["head_scores"] for lab in rows_to_show}
+marked = {lab: first(lab)["eval"]["masked_heads"]["top"] for lab in rows_to_show}
+fig = plots_icl.plot_head_scores(scores, marked=marked)
+plots.show_figure(fig, "09_head_scores", results, save=save_figures)
+
+# %% [markdown]
+# Now the test: at evaluation time (no retraining) we **zero the output** of the `n_mask` most
+# retrospective heads of each mixed model, and, as a control, of the `n_mask` *least*
+# retrospective heads. If the retrospective heads carry ICL, masking them should push the error
+# back up to the constant level at every k, while the control barely matters.
+
+# %%
+mask_curves = {f"mixed s{r['spec'].seed}": r["eval"]["curves"] for r in runs if r["spec"].label() == "mixed"}
+fig = plots_icl.plot_masking(mask_curves, levels={c: base[c]["levels"] for c in TASKS},
+                             condition_labels={"top": f"{n_mask} most retrospective heads masked",
+                                               "bottom": f"{n_mask} least retrospective heads masked"})
+plots.show_figure(fig, "09_head_masking", results, save=save_figures)
+
+# %% [markdown]
+# ## 10. The claims, with numbers and verdicts
+#
+# Each claim becomes one row: the paper's value, ours, and a verdict from a rule in the library
+# (`jointtask_lib.icl_train.verdict_*`; each rule's docstring states its criterion, repeated in
+# the row's note). The rows are written to `<results>/claims/paper_b.json` for the project's
+# scorecard. A claim that does not reproduce at this scale is a result, not a failure of the
+# notebook.
+
+# %%
+claims = icl_train.paper_b_claims(runs, base, preset=preset, converge_frac=converge_frac)
+claims_path = scorecard.write_claims(results, "paper_b", claims)
+for row in claims:
+    print(f"[{row['verdict']}] {row['claim']}\n    paper: {row['paper_value']}\n    ours:  {row['ours']}\n")
+print(f"{len(claims)} claims written to claims/{claims_path.name}")
+
+# %%
+if interactive:
+    import ipywidgets as widgets
+
+    def _explore(model=rows_to_show[0], cls="quadratic"):
+        r = first(model)
+        fig = plots_icl.plot_masking({model: {cls: r["eval"]["curves"][cls]}},
+                                     levels={cls: base[cls]["levels"]})
+        plots.show_figure(fig, "explore", results, save=False)
+
+    widgets.interact(_explore, model=rows_to_show, cls=list(TASKS))
+
+# %% [markdown]
+# ## What we saw
+#
+# * How a regression problem becomes a prompt of alternating x and y tokens, and why the model
+#   must learn each prompt's function from the prompt itself.
+# * The curricula, with the exact number of batches of each class they gave: the mixed curriculum
+#   trains on cubic in about 1/9 of its steps.
+# * Error-vs-k curves with confidence bands, baselines and trivial levels, and five claims turned
+#   into measured numbers and verdicts (the table above; at the `quick` scale, read each verdict
+#   together with its numbers: a small model trained for ~1% of the paper's steps on 1/4 of its
+#   dimension can fail to show an effect that exists at full scale).
+#
+# **What the `quick` preset showed when we ran it** (2-core CPU, 38 minutes; your numbers will
+# differ slightly, the verdict table above is the one that counts):
+#
+# * Masking the two most retrospective heads (of 12) sent every mixed model back to the
+#   predict-0 level at every k, while masking the two least retrospective heads kept most of the
+#   in-context gain: claim 4 **reproduced**. Every model that learned in context grew one strongly
+#   retrospective head in its first layer; the cubic-only model, which learned nothing, has none.
+# * The linear-only model comes close to least squares (mean gap 0.06 of the zero level, largest
+#   0.2 at k = d): near the reproduction threshold, so *inconclusive*.
+# * The mixed models beat the quadratic-only ones on quadratic (tail 0.07-0.10 vs 0.10-0.11) and
+#   beat the cubic-only model on cubic with 1/9 of its cubic data, the paper's direction. But no
+#   model got below our "converged" line, and the cubic-only model never left the constant level,
+#   so claims 1 and 2 are *inconclusive* / *not reproduced* at this budget.
+# * The sequential model had not yet learned linear functions by the end of its linear third (the
+#   well-known initial plateau), so there was nothing to forget (claim 3 *inconclusive*); it did
+#   lose part of its quadratic skill while training on cubic.
+#
+# The figures were written to `<results>/figures/` (when `save_figures` is on):
+
+# %%
+if save_figures:
+    print(sorted(p.name for p in paths.figures_dir(results).glob("09_*.png")))
+
+# %% [markdown]
+# ## Try this
+#
+# 1. Set `lr = 0.0001` (the paper's value) and `steps = 3000`. How far does the loss get from the
+#    constant level? This is the plateau that forced us to raise the learning rate.
+# 2. Set `unit_norm_w = False` (the paper's setting). Look at the reference levels in section 1:
+#    how much larger are the cubic targets than the linear ones, and what happens to the mixed
+#    model's linear and quadratic curves?
+# 3. Change `n_mask` to 1 and then to half of all heads. At what point does masking the *least*
+#    retrospective heads start to hurt too?
+# 4. Add seeds (`seeds = [0, 1, 2, 3, 4]`, as in the paper). Does the count of converged
+#    quadratic models change the verdict of claim 2?
+# 5. Change `converge_frac` to 0.1 or 0.5 and re-run only the last cells (training is cached).
+#    How sensitive is the verdict to the definition of "converged"?
+# 6. Compare the head heatmaps of the mixed and the quadratic-only models. Does a model that
+#    fails to learn in context have a retrospective head?
