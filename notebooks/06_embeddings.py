@@ -35,8 +35,9 @@
 #    *cosine-similarity matrix* of the number embeddings, and a PCA of its rows.
 # 2. How to put numbers on "structure": the *separation scores* for parity, divisibility and
 #    order, and why they must be compared with what *random* vectors give.
-# 3. How to decide "joint > single" honestly with two or three seeds: confidence intervals over
-#    seeds, and a verdict only when they do not overlap.
+# 3. How to decide "joint > single" honestly with two or three seeds: an exact permutation test
+#    over seeds (and why two seeds per condition can never give a verdict), a comparison with
+#    random embeddings, and no verdict at all about models that never learned ADD.
 
 # %% [markdown]
 # ## Parameters
@@ -45,11 +46,13 @@
 #   are analysed — the same runs notebook 03 trains, so nothing new is trained here.
 # * `single`, `joint`: the two task mixes compared; `pretrain`: the pretraining mix of the
 #   transferred models.
-# * `width`: the model width compared; `0` picks the smallest width at which every condition
-#   reaches `min_acc` on ADD (so that we look at models that *can* add), or the largest width.
+# * `width`: the model width compared; `0` picks, for each modulus, the smallest width at which
+#   every condition reaches `min_acc` on ADD (so that we look at models that *can* add), or the
+#   largest width if there is none — and then every verdict is "inconclusive".
 # * `train_transfer`: train the transferred runs at that width if they are missing (a few
 #   minutes at `quick`); otherwise the column is skipped when notebook 04 has not trained them.
-# * `null_samples`: random embeddings drawn for the null; `n_boot`: bootstrap resamples.
+# * `null_samples`: random embeddings drawn for the null; `n_boot`: bootstrap resamples for the
+#   (descriptive) CIs; `alpha`: the level of the permutation test behind the verdicts.
 # * `threads`: torch threads in this kernel (1 is fastest on a busy laptop).
 # * `workers`, `device`, `results_dir`, `save_figures`, `progress`, `interactive`: as in
 #   notebook 02.
@@ -65,6 +68,7 @@ min_acc = 0.8
 train_transfer = False
 null_samples = 200
 n_boot = 1000
+alpha = 0.05
 workers = 1
 threads = 1
 device = "auto"
@@ -75,10 +79,11 @@ interactive = False
 
 # %% [markdown]
 # ## Checking the parameters and loading the sweep
+#
+# A sweep can hold several moduli (the paper preset does); every step below is done for each.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-import numpy as np
 import torch
 
 from jointtask_lib import experiments, paths, plots, scorecard
@@ -86,32 +91,28 @@ from jointtask_lib.analysis import models as AM
 from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import viz
 from jointtask_lib.runs import train_or_load
-from jointtask_lib.sweep import load_sweep, run_sweep
+from jointtask_lib.sweep import run_sweep
 from jointtask_lib.validate import check_bool, check_float, check_int
 
 check_int("width", width, lo=0)
 check_float("min_acc", min_acc, lo=0.0, hi=1.0)
 check_int("null_samples", null_samples, lo=10)
 check_int("n_boot", n_boot, lo=50)
+check_float("alpha", alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 check_int("workers", workers, lo=1)
 check_int("threads", threads, lo=1)
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
 for name, flag in [("train_transfer", train_transfer), ("save_figures", save_figures), ("interactive", interactive)]:
     check_bool(name, flag)
-sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
-for name, mix in [("single", single), ("joint", joint)]:
-    if tuple(mix) not in sw.mixes:
-        raise ValueError(f"'{name}' = {mix} must be a mix of sweep {sweep}; its mixes are "
-                         f"{[experiments.fmt_mix(m) for m in sw.mixes]}")
-if width and width not in sw.widths:
-    raise ValueError(f"'width' must be 0 or one of the sweep's widths {list(sw.widths)}; got {width}")
+mixes = {"single": single, "joint": joint}
+sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
 target = single[0]
-n = sw.sizes[0]
 results = paths.results_dir(results_dir)
-print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, modulus {n}")
+print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, moduli {list(sw.sizes)}")
 print(f"conditions: single = {experiments.fmt_mix(single)}, joint = {experiments.fmt_mix(joint)}, "
       f"transferred = {experiments.fmt_mix(pretrain)} then {target}")
-print("scores:", ", ".join(SC.score_names(n)))
+for n in sw.sizes:
+    print(f"scores at mod {n}:", ", ".join(SC.score_names(n)))
 
 # %% [markdown]
 # ## The runs (through the run cache)
@@ -127,22 +128,18 @@ print(f"{len(records)} records ready")
 # ## Which size do we compare?
 #
 # Comparing a model that has learned ADD with one that has not would mix two questions ("does it
-# add?" and "how does it store numbers?"). So by default we take the **smallest width at which
-# every condition reaches `min_acc`** on ADD examples; if no width does, the largest one.
+# add?" and "how does it store numbers?"). So by default we take, for each modulus, the
+# **smallest width at which every condition reaches `min_acc`** on ADD examples. If no width
+# does, we still draw the pictures at the largest width — but the models there have *not*
+# learned ADD, and every verdict below is then "inconclusive" by rule.
 
 # %%
-if width == 0:
-    width, why = AM.matched_width(records, [tuple(single), tuple(joint)], target, sw.widths, size=n,
-                                 min_acc=min_acc)
-else:
-    why = "given by the 'width' parameter"
-conditions = {"single": AM.specs_for(sw, ops=single, width=width, size=n),
-              "joint": AM.specs_for(sw, ops=joint, width=width, size=n)}
-print(f"width {width} ({why})")
-for label, specs in conditions.items():
-    accs = [r["metrics"]["per_op"][target]["gen_acc"] for r in AM.cached_records(specs, results)]
-    print(f"  {label:>12}: {experiments.fmt_mix(specs[0].task.ops)}, {len(specs)} seeds, "
-          f"{target} accuracy {', '.join(f'{a:.2f}' for a in accs)}")
+comps = {n: AM.load_conditions(sw, results, mixes, target, size=n, width=width, min_acc=min_acc)
+         for n in sw.sizes}
+for comp in comps.values():
+    print(comp.describe())
+    if not comp.learned:
+        print(f"  -> the models at mod {comp.size} have not learned {target}: pictures only, no verdicts")
 
 # %% [markdown]
 # ## The transferred models
@@ -154,25 +151,24 @@ for label, specs in conditions.items():
 # starts from, before any ADD training.
 
 # %%
-base = AM.specs_for(sw, ops=single, width=width, size=n)
-tc = experiments.transfer_conditions(base, target=tuple(single), pretrain=tuple(pretrain))
-transfer_specs = tc["transfer"]
-have = AM.cached_records(transfer_specs, results)
-if all(r is not None for r in have):
-    print(f"transferred: {len(transfer_specs)} runs found in the cache")
-elif train_transfer:
-    have = train_or_load(results, transfer_specs, device=device, progress=progress)
-    print(f"transferred: trained {len(transfer_specs)} runs (and their pretraining)")
-else:
-    have = None
-    print("transferred: not available (run notebook 04 at this preset, or set train_transfer = True); "
-          "that column is skipped")
-if have is not None:
-    # The pretrained models themselves (before any ADD training) show what the transfer starts from.
-    conditions["pretrained"] = tc["pretrain"]
-    conditions["transferred"] = transfer_specs
-    accs = [r["metrics"]["per_op"][target]["gen_acc"] for r in have]
-    print(f"  {'transferred':>12}: {target} accuracy {', '.join(f'{a:.2f}' for a in accs)}")
+for n, comp in comps.items():
+    tc = experiments.transfer_conditions(comp.specs["single"], target=tuple(single), pretrain=tuple(pretrain))
+    have = AM.cached_records(tc["transfer"], results)
+    if all(r is not None for r in have):
+        print(f"mod {n}: transferred: {len(have)} runs found in the cache")
+    elif train_transfer:
+        have = train_or_load(results, tc["transfer"], device=device, progress=progress)
+        print(f"mod {n}: transferred: trained {len(have)} runs (and their pretraining)")
+    else:
+        print(f"mod {n}: transferred: not available (run notebook 04 at this preset, or set train_transfer = True); "
+              "that column is skipped")
+        continue
+    # The pretrained models were never trained on ADD: their "ADD accuracy" is 0 by construction.
+    pre_acc = [0.0] * len(tc["pretrain"])
+    comp = comp.with_condition("pretrained", tc["pretrain"], pre_acc)
+    comps[n] = comp.with_condition("transferred", tc["transfer"],
+                                   [r["metrics"]["per_op"][target]["gen_acc"] for r in have])
+    print(f"  {'transferred':>12}: {target} accuracy {', '.join(f'{a:.2f}' for a in comps[n].accs['transferred'])}")
 
 # %% [markdown]
 # ## Step 1: the embeddings, as cosine similarities and a PCA
@@ -180,86 +176,116 @@ if have is not None:
 # For every model we take the embedding rows of the number tokens `0 … n-1` (a matrix `n × d`)
 # and compute the cosine similarity of every pair: `1` = same direction, `0` = unrelated. The
 # result is `n × n` whatever the width, so models can be compared. Each row is a number's
-# "similarity profile"; a PCA of those rows places every number in 2-D. Below: seed 0 of each
-# condition, each number coloured by its parity and labelled with its value — an ordered model
-# puts the labels along a line or an arc. (The explorer at the end colours by value or residue.)
+# "similarity profile"; a PCA of those rows places every number in 2-D. Below: the first seed of
+# each condition, each number coloured by its parity and labelled with its value — an ordered
+# model puts the labels along a line or an arc. (The explorer at the end colours by value or
+# residue.)
 
 # %%
-emb = {label: AM.value_embeddings(AM.load_stack(results, specs), specs[0]) for label, specs in conditions.items()}
-d = width
-fig = viz.plot_embedding_grid({k: v[0] for k, v in emb.items()}, n, color_by="parity",
-                              title=f"Number embeddings at width {width} (seed {conditions['single'][0].seed})")
-plots.show_figure(fig, "06_embeddings_parity", results, save=save_figures)
+emb = {n: {label: AM.value_embeddings(AM.load_stack(results, specs), specs[0])
+           for label, specs in comp.specs.items()} for n, comp in comps.items()}
+for n, comp in comps.items():
+    fig = viz.plot_embedding_grid({k: v[0] for k, v in emb[n].items()}, n, color_by="parity",
+                                  title=f"Number embeddings mod {n} at width {comp.width} "
+                                        f"(seed {comp.specs['single'][0].seed})")
+    plots.show_figure(fig, f"06_embeddings_parity_mod{n}", results, save=save_figures)
 
 # %% [markdown]
 # ## Step 2: separation scores, against random embeddings
 #
 # * **parity** — do even and odd numbers form two groups? (silhouette of the even/odd split
-#   under the cosine distance: 1 = two tight, separate groups; 0 = no grouping.)
-# * **div q** — the same for the residue classes mod `q`, for every divisor `q` of `n`.
+#   under the cosine distance: 1 = two tight, separate groups; 0 = a number is no closer to its
+#   own group than to the other.)
+# * **div q** — the same for the residue classes mod `q`, for every divisor `q > 2` of `n`.
 # * **order** — does a PCA coordinate run through `0, 1, …, n-1` in order? (|Spearman|, 0..1.)
 #
-# Random vectors do not score exactly 0 (order in particular scores well above 0 for small `n`),
-# so every score is shown next to the **null**: the mean and the 95th percentile of the same
-# score for random Gaussian embeddings of the same shape. The CI is a bootstrap over seeds —
-# with two or three seeds it is coarse, and we say so.
+# Random vectors do **not** score 0: order scores well above 0 for small `n`, and the
+# divisibility scores of classes with only two or three members come out *negative* (some
+# other small class is closer by chance). So every score is shown next to the **null**: the
+# mean and the 95th percentile of the same score for random Gaussian embeddings of the same
+# shape; read a score against that row, not against 0. The interval after each mean is a
+# bootstrap over seeds — with two or three seeds it is about the range of the seeds, a
+# description, not a test (the verdicts below use a permutation test).
 
 # %%
-values = {label: SC.embedding_scores(E, n) for label, E in emb.items()}
-summ = {label: SC.summarise(v, n_boot=n_boot) for label, v in values.items()}
-null = SC.null_summary(n, d, n_samples=null_samples)
-print(SC.scores_table(summ, null))
-fig = viz.plot_scores(summ, null, title=f"Separation scores at width {width} (mean over {len(base)} seeds, 95% CI)")
-plots.show_figure(fig, "06_separation_scores", results, save=save_figures)
+# NBVAL_CHECK_OUTPUT
+values, summ, null = {}, {}, {}
+for n, comp in comps.items():
+    values[n] = {label: SC.embedding_scores(E, n) for label, E in emb[n].items()}
+    summ[n] = {label: SC.summarise(v, n_boot=n_boot) for label, v in values[n].items()}
+    null[n] = SC.null_summary(n, comp.width, n_samples=null_samples)
+    print(f"mod {n}, width {comp.width}, {comp.n_seeds['single']} seeds per condition:")
+    print(SC.scores_table(summ[n], null[n]))
+    fig = viz.plot_scores(summ[n], null[n], title=f"Separation scores mod {n} at width {comp.width} "
+                                                  f"(mean over {comp.n_seeds['single']} seeds, bootstrap CI)")
+    plots.show_figure(fig, f"06_separation_scores_mod{n}", results, save=save_figures)
 
 # %% [markdown]
 # ## Across sizes and training mixes
 #
-# The same two scores for every mix of the sweep at every width (one dot per seed; grey band:
+# Parity and order for every mix of the sweep at every width (one dot per seed; grey band:
 # random embeddings at the largest width). If joint training *causes* structure, the lines of
 # the mixes with MAX/MED should sit above ADD's at every width, not only at the one chosen above.
 
 # %%
-by_mix = {"parity": {}, "order": {}}
-for w in sw.widths:
-    specs_w = [s for s in sw.specs if s.arch.n_embed == w and s.task.modulus == n]
-    E_w = AM.value_embeddings(AM.load_stack(results, specs_w), specs_w[0])
-    for s, E in zip(specs_w, E_w):
-        sc = SC.embedding_scores(E[None], n)
-        for key in by_mix:
-            by_mix[key].setdefault(experiments.fmt_mix(s.task.ops), {}).setdefault(w, []).append(float(sc[key][0]))
-for key in by_mix:
-    fig = viz.plot_scores_vs_width(by_mix[key], score=key, null=SC.null_summary(n, max(sw.widths), 50)[key],
-                                   title=f"{key} score by width and training mix ({sw.preset})")
-    plots.show_figure(fig, f"06_{key}_by_width", results, save=save_figures)
+for n in sw.sizes:
+    by_mix = {"parity": {}, "order": {}}
+    for w in sw.widths:
+        specs_w = [s for s in sw.specs if s.arch.n_embed == w and s.task.modulus == n]
+        E_w = AM.value_embeddings(AM.load_stack(results, specs_w), specs_w[0])
+        for s, E in zip(specs_w, E_w):
+            sc = SC.embedding_scores(E[None], n)
+            for key in by_mix:
+                by_mix[key].setdefault(experiments.fmt_mix(s.task.ops), {}).setdefault(w, []).append(float(sc[key][0]))
+    null_w = SC.null_summary(n, max(sw.widths), 50)
+    for key in by_mix:
+        fig = viz.plot_scores_vs_width(by_mix[key], score=key, null=null_w[key],
+                                       title=f"{key} score mod {n} by width and training mix ({sw.preset})")
+        plots.show_figure(fig, f"06_{key}_by_width_mod{n}", results, save=save_figures)
 
 # %% [markdown]
 # ## Scorecard rows
 #
-# Paper A: joint training induces parity and order structure that ADD alone lacks. The rule
-# (`scorecard.verdict_greater`): *reproduced* when the joint model's CI lies wholly above the
-# single-task model's, *not reproduced* when wholly below, otherwise *inconclusive*. The
-# transferred models get the same comparison when they are available.
+# Paper A: joint training induces parity, divisor and order structure that ADD alone lacks. One
+# row per score (parity, every divisibility score, order), per modulus and per comparison
+# (joint, and transferred when available). The rule:
+#
+# 1. **The test.** An exact one-sided permutation test over seeds (`SC.verdict_seeds`): pool the
+#    seeds of both conditions and ask, over *every* way of splitting them into two groups of the
+#    same sizes, how often the difference of means is at least the one observed. *Reproduced*
+#    when that share (the p-value) is at most `alpha` for joint > single; *not reproduced* when it
+#    is at most `alpha` for joint < single; otherwise *inconclusive*. With two seeds per
+#    condition there are only 6 splits, so the smallest possible p-value is 1/6 and **no verdict
+#    can be reached** — the test says so instead of reading luck as evidence.
+# 2. **Above random.** "More structure" must also be *structure*: a *reproduced* needs the
+#    joint (or transferred) mean above the 95th percentile of random embeddings.
+# 3. **Learned.** When no width reached `min_acc` on ADD, every row is *inconclusive*, with a
+#    note saying so.
 
 # %%
 rows = []
 paper_value = {"parity": "strong parity separation after joint training; weak clustering for ADD alone",
-               "order": "numbers ordered in the PCA after joint training; weak for ADD alone"}
-for key in ("parity", "order"):
+               "order": "numbers ordered in the PCA after joint training; weak for ADD alone",
+               "div": "divisor (modular) clusters after joint training; weak clustering for ADD alone"}
+for n, comp in comps.items():
     comparisons = [("joint", experiments.fmt_mix(joint))]
-    if "transferred" in summ:
+    if "transferred" in comp.specs:
         comparisons.append(("transferred", f"{experiments.fmt_mix(pretrain)} then {target}"))
-    for cond, what in comparisons:
-        a, b = summ[cond][key], summ["single"][key]
-        verdict = scorecard.verdict_greater(a[0], a[1:], b[0], b[1:])
-        rows.append(scorecard.claim(
-            id=f"A-emb-{key}-{cond}", paper="A",
-            claim=f"{what} gives number embeddings more {key} structure than {target} alone",
-            paper_value=paper_value[key],
-            ours=(f"{key} {cond} {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] vs single {b[0]:.2f} [{b[1]:.2f}, {b[2]:.2f}]"
-                  f"; random {null[key][0]:.2f} (95%: {null[key][1]:.2f}); width {width}, {len(base)} seeds"),
-            verdict=verdict, preset=sw.preset, notebook="06_embeddings",
-            note="CI: bootstrap over seeds (coarse with 2-3 seeds)"))
+    for key in SC.score_names(n):
+        for cond, what in comparisons:
+            test_verdict, test = SC.verdict_seeds(values[n][cond][key], values[n]["single"][key], alpha=alpha)
+            a, b = summ[n][cond][key], summ[n]["single"][key]
+            verdict, reasons = SC.analysis_verdict(test_verdict, learned=comp.learned_by("single", cond),
+                                                   what=target, above_null=a[0] > null[n][key][1])
+            rows.append(scorecard.claim(
+                id=f"A-emb-{key.replace(' ', '')}-{cond}-mod{n}", paper="A",
+                claim=f"{what} gives number embeddings more {key} structure than {target} alone (mod {n})",
+                paper_value=paper_value["div" if key.startswith("div") else key],
+                ours=(f"{key} {cond} {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] vs single {b[0]:.2f} [{b[1]:.2f}, {b[2]:.2f}]"
+                      f"; random {null[n][key][0]:.2f} (95%: {null[n][key][1]:.2f}); permutation p = "
+                      f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
+                verdict=verdict, preset=sw.preset, notebook="06_embeddings",
+                note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
 scorecard.write_claims(results, "06_embeddings", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
@@ -268,24 +294,28 @@ for r in rows:
 # ## Explore (interactive)
 #
 # With `interactive = True` (in Jupyter, not under papermill) pick any run of the chosen width
-# and colour the PCA by value, parity or residue mod q.
+# (first modulus) and colour the PCA by value, parity or residue mod q.
 
 # %%
 if interactive:
     from IPython.display import display
 
-    display(viz.embedding_explorer({f"{label} seed {s.seed}": E for label, specs in conditions.items()
-                                    for s, E in zip(specs, emb[label])}, n))
+    n0 = sw.sizes[0]
+    display(viz.embedding_explorer({f"{label} seed {s.seed}": E for label, specs in comps[n0].specs.items()
+                                    for s, E in zip(specs, emb[n0][label])}, n0))
 
 # %% [markdown]
 # ## Try this
 #
 # 1. Set `width` to the smallest width of the sweep. Do the joint model's embeddings already
 #    show structure *before* the model can add? (Structure first, skill later would support
-#    paper A's "scaffold" story.)
+#    paper A's "scaffold" story.) The verdicts turn inconclusive there — why is that the right
+#    call?
 # 2. Compare `joint = ["ADD", "NADD"]`: does pairing with NADD — no benefit in paper A — also
 #    leave the embeddings unstructured?
 # 3. In the explorer, colour by residue mod 5. Does any model group `0, 5`, `1, 6`, …? What
 #    would such a grouping be good for when adding mod 10?
 # 4. A high order score is not proof of a line: a circle scores well too (see
 #    `jointtask_lib/analysis/embeddings.py`). Find a run where the picture and the score disagree.
+# 5. How many seeds per condition would the permutation test need before a verdict is even
+#    possible at `alpha = 0.05`? (Count the splits: `math.comb(m + k, m)`.)

@@ -41,11 +41,13 @@
 # * `sweep`, `sweep_preset`: the joint-training sweep whose runs are analysed (nothing new is
 #   trained if notebook 03 ran at this preset).
 # * `single`, `joint`: the two task mixes compared; the target operation is `single[0]`.
-# * `width`, `min_acc`: the width compared (`0`: the smallest width at which both conditions
-#   reach `min_acc` on the target, else the largest), as in notebook 06.
+# * `width`, `min_acc`: the width compared (`0`: for each modulus, the smallest width at which
+#   both conditions reach `min_acc` on the target, else the largest — and then no verdict), as in
+#   notebook 06.
 # * `eval_limit`: target-operation test examples per model for the ratios and ablations;
 #   `metric`: `gen_acc` (the model writes its own chain of thought) or `tf_acc` (teacher forced).
-# * `n_boot`: bootstrap resamples for the CIs over seeds.
+# * `n_boot`: bootstrap resamples for the (descriptive) CIs over seeds; `alpha`: the level of the
+#   permutation test behind the verdicts.
 # * `threads`: torch threads in this kernel (1 is fastest on a busy laptop).
 # * `workers`, `device`, `results_dir`, `save_figures`, `progress`, `interactive`: as before.
 
@@ -59,6 +61,7 @@ min_acc = 0.8
 eval_limit = 300
 metric = "gen_acc"
 n_boot = 1000
+alpha = 0.05
 workers = 1
 threads = 1
 device = "auto"
@@ -72,15 +75,15 @@ interactive = False
 
 # %%
 # NBVAL_CHECK_OUTPUT
-import numpy as np
 import torch
 
 from jointtask_lib import experiments, paths, plots, scorecard, tables
 from jointtask_lib.analysis import models as AM
+from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import sublayers as SL
 from jointtask_lib.analysis import viz
 from jointtask_lib.analysis.embeddings import score_with_ci
-from jointtask_lib.sweep import load_sweep, run_sweep
+from jointtask_lib.sweep import run_sweep
 from jointtask_lib.validate import check_bool, check_choice, check_float, check_int
 
 check_int("width", width, lo=0)
@@ -88,59 +91,50 @@ check_float("min_acc", min_acc, lo=0.0, hi=1.0)
 check_int("eval_limit", eval_limit, lo=1)
 check_choice("metric", metric, ("gen_acc", "tf_acc"))
 check_int("n_boot", n_boot, lo=50)
+check_float("alpha", alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 check_int("workers", workers, lo=1)
 check_int("threads", threads, lo=1)
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
 check_bool("save_figures", save_figures)
 check_bool("interactive", interactive)
-sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
-for name, mix in [("single", single), ("joint", joint)]:
-    if tuple(mix) not in sw.mixes:
-        raise ValueError(f"'{name}' = {mix} must be a mix of sweep {sweep}; its mixes are "
-                         f"{[experiments.fmt_mix(m) for m in sw.mixes]}")
-if width and width not in sw.widths:
-    raise ValueError(f"'width' must be 0 or one of the sweep's widths {list(sw.widths)}; got {width}")
+mixes = {"single": single, "joint": joint}
+sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
 target = single[0]
-n = sw.sizes[0]
 results = paths.results_dir(results_dir)
-print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, modulus {n}")
+print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, moduli {list(sw.sizes)}")
 print(f"single = {experiments.fmt_mix(single)}, joint = {experiments.fmt_mix(joint)}; measured on {target} "
       f"examples ({metric}, at most {eval_limit} per model)")
 
 # %% [markdown]
 # ## The runs and the compared width
+#
+# For each modulus of the sweep, the same choice as in notebook 06: the smallest width at which
+# both conditions have learned the target. If there is none, the largest width is measured
+# anyway — but a model that cannot add has nothing to tell us about *how* it adds, so every
+# verdict is then "inconclusive".
 
 # %%
 records = run_sweep(sw, results, workers=workers, device=device, progress=progress)
-if width == 0:
-    width, why = AM.matched_width(records, [tuple(single), tuple(joint)], target, sw.widths, size=n,
-                                  min_acc=min_acc)
-else:
-    why = "given by the 'width' parameter"
-cond_specs = {"single": AM.specs_for(sw, ops=single, width=width, size=n),
-              "joint": AM.specs_for(sw, ops=joint, width=width, size=n)}
-print(f"{len(records)} records; compared at width {width} ({why})")
+comps = {n: AM.load_conditions(sw, results, mixes, target, size=n, width=width, min_acc=min_acc)
+         for n in sw.sizes}
+print(f"{len(records)} records")
+for comp in comps.values():
+    print(comp.describe())
 
 # %% [markdown]
-# All runs of one width share the architecture and the vocabulary, so the single-task and joint
-# models are loaded as **one stack** and measured in one pass. Each model is measured on *its own*
-# test set (never seen in training), restricted to the target operation's examples.
+# All runs of one width and modulus share the architecture and the vocabulary, so the
+# single-task and joint models are loaded as **one stack** and measured in one pass. Each model
+# is measured on *its own* test set (never seen in training), restricted to the target
+# operation's examples.
 
 # %%
-specs = cond_specs["single"] + cond_specs["joint"]
-labels = ["single"] * len(cond_specs["single"]) + ["joint"] * len(cond_specs["joint"])
-model = AM.load_stack(results, specs)
-vocab, max_len = specs[0].vocab(), specs[0].model_config().block_size
-datas = [AM.select_op(s.data()[1], target) for s in specs]
-print(f"{model.n_models} models stacked; recurrence {model.cfg.recurrence}; "
-      f"{min(len(d) for d in datas)}+ {target} test examples each")
-
-
-def by_condition(values):
-    """Split a per-model array into {condition: values of its seeds}."""
-    arr = np.asarray(values)
-    return {c: arr[[i for i, lb in enumerate(labels) if lb == c]] for c in cond_specs}
-
+stacks = {}
+for n, comp in comps.items():
+    model, labels, specs = AM.condition_stack(results, comp)
+    datas = [AM.select_op(s.data()[1], target) for s in specs]
+    stacks[n] = (model, labels, specs, datas)
+    print(f"mod {n}: {model.n_models} models stacked; recurrence {model.cfg.recurrence}; "
+          f"{min(len(d) for d in datas)}+ {target} test examples each")
 
 # %% [markdown]
 # ## Measure 1: how much does each sublayer write?
@@ -148,18 +142,21 @@ def by_condition(values):
 # For each step and sublayer: `||output|| / ||input||`, the size of what the sublayer adds to the
 # residual stream relative to the stream entering it, averaged over the positions where the
 # model writes its chain of thought and answer (from the first `=` on; padding excluded). The
-# exact definition is in `jointtask_lib/analysis/sublayers.py`.
+# exact definition is in `jointtask_lib/analysis/sublayers.py`. The table gives the mean over
+# seeds.
 
 # %%
-ratios = SL.sublayer_ratios(model, datas, limit=eval_limit)
-rat = by_condition(ratios)
-fig = viz.plot_sublayer_ratios(rat, title=f"Sublayer norm ratios per step (width {width})")
-plots.show_figure(fig, "07_sublayer_ratios", results, save=save_figures)
-rows = []
-for c, r in rat.items():
-    for s in range(r.shape[1]):
-        rows.append([c, s + 1, f"{r[:, s, 0, 0].mean():.3f}", f"{r[:, s, 0, 1].mean():.3f}"])
-print(tables.format_table(["condition", "step", "attention", "FFN"], rows))
+# NBVAL_CHECK_OUTPUT
+ratios = {}
+for n, (model, labels, specs, datas) in stacks.items():
+    ratios[n] = SL.sublayer_ratios(model, datas, limit=eval_limit)
+    rat = AM.split_by_label(ratios[n], labels)
+    fig = viz.plot_sublayer_ratios(rat, title=f"Sublayer norm ratios per step (mod {n}, width {comps[n].width})")
+    plots.show_figure(fig, f"07_sublayer_ratios_mod{n}", results, save=save_figures)
+    rows = [[c, s + 1, f"{r[:, s, 0, 0].mean():.3f}", f"{r[:, s, 0, 1].mean():.3f}"]
+            for c, r in rat.items() for s in range(r.shape[1])]
+    print(f"mod {n}, width {comps[n].width}:")
+    print(tables.format_table(["condition", "step", "attention", "FFN"], rows))
 
 # %% [markdown]
 # ## Measure 2: what breaks without it?
@@ -170,17 +167,19 @@ print(tables.format_table(["condition", "step", "attention", "FFN"], rows))
 # own chain of thought, so a broken step can derail the whole answer.
 
 # %%
-accs = SL.ablation_accuracies(model, datas, vocab, max_len, op=target, metric=metric, limit=eval_limit)
-drops = {c: {k: v[[i for i, lb in enumerate(labels) if lb == c]] for k, v in SL.drops_by_step(accs, model.cfg.recurrence).items()}
-         for c in cond_specs}
-fig = viz.plot_ablation_drops(drops, metric=metric, title=f"Accuracy drop when one sublayer is zeroed (width {width})")
-plots.show_figure(fig, "07_ablation_drops", results, save=save_figures)
-base = by_condition(accs["baseline"])
-for c in cond_specs:
-    print(f"{c:>7}: baseline {metric} {', '.join(f'{a:.2f}' for a in base[c])}")
+accs = {}
+for n, (model, labels, specs, datas) in stacks.items():
+    vocab, max_len = specs[0].vocab(), specs[0].model_config().block_size
+    accs[n] = SL.ablation_accuracies(model, datas, vocab, max_len, op=target, metric=metric, limit=eval_limit)
+    drops = AM.split_by_label(SL.drops_by_step(accs[n], model.cfg.recurrence), labels)
+    fig = viz.plot_ablation_drops(drops, metric=metric,
+                                  title=f"Accuracy drop when one sublayer is zeroed (mod {n}, width {comps[n].width})")
+    plots.show_figure(fig, f"07_ablation_drops_mod{n}", results, save=save_figures)
+    for c, base in AM.split_by_label(accs[n]["baseline"], labels).items():
+        print(f"mod {n} {c:>7}: baseline {metric} {', '.join(f'{a:.2f}' for a in base)}")
 
 # %% [markdown]
-# ## Summaries and the scorecard
+# ## Summaries
 #
 # Two numbers per model:
 #
@@ -190,36 +189,55 @@ for c in cond_specs:
 # * **attention − FFN ablation drop**, averaged over steps: positive when the model needs its
 #   attention more than its FFN.
 #
-# The claim "the joint model leans on attention where the single-task model leans on its FFN" is
-# *reproduced* for a measure when the joint models' CI lies wholly above the single-task models'
-# (`scorecard.verdict_greater`), *not reproduced* when wholly below, otherwise *inconclusive*.
-# A model that has not learned the task has little to lose, so ablation drops near 0 at small
-# widths say little.
+# Each is shown as the mean over seeds with a bootstrap interval — with two or three seeds that
+# interval is about the range of the seeds: a description, not a test.
 
 # %%
-summ = SL.reliance_summary(ratios, accs)
-stats_ = {}
-rows = []
-for key, name in [("attn_share", "attention share (norm ratios)"),
-                  ("attn_minus_mlp_drop", "attention - FFN ablation drop")]:
-    per = by_condition(summ[key])
-    stats_[key] = {c: score_with_ci(v, n_boot=n_boot) for c, v in per.items()}
-    rows.append([name] + [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in (stats_[key][c] for c in cond_specs)])
-print(tables.format_table(["measure"] + list(cond_specs), rows))
+# NBVAL_CHECK_OUTPUT
+measures = [("attn_share", "attention share (norm ratios)", "norm ratios"),
+            ("attn_minus_mlp_drop", "attention - FFN ablation drop", "ablations")]
+per_seed, stats_ = {}, {}
+for n, (model, labels, specs, datas) in stacks.items():
+    summ = AM.split_by_label(SL.reliance_summary(ratios[n], accs[n]), labels)
+    per_seed[n] = {key: {c: summ[c][key] for c in summ} for key, _, _ in measures}
+    stats_[n] = {key: {c: score_with_ci(v, n_boot=n_boot) for c, v in per_seed[n][key].items()}
+                 for key, _, _ in measures}
+    rows = [[name] + [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in stats_[n][key].values()]
+            for key, name, _ in measures]
+    print(f"mod {n}, width {comps[n].width}:")
+    print(tables.format_table(["measure"] + list(summ), rows))
 
+# %% [markdown]
+# ## The scorecard
+#
+# The claim "the joint model leans on attention where the single-task model leans on its FFN",
+# for each measure and modulus, gets its verdict from an **exact one-sided permutation test over
+# seeds** (`SC.verdict_seeds`, explained in notebook 06): *reproduced* when the share of all
+# splits of the pooled seeds into two groups whose difference (joint − single) is at least the
+# observed one is at most `alpha`; *not reproduced* when the same holds in the other direction;
+# otherwise *inconclusive*. With two seeds per condition the smallest possible p-value is 1/6,
+# so no verdict can be reached — and identical values (all drops 0, as in a model that never
+# learned the task) are always inconclusive. When no width reached `min_acc`, every row is
+# *inconclusive* with a note: a model that cannot add has little to lose, so drops near 0 say
+# nothing about how it adds.
+
+# %%
 claims = []
-for key, what in [("attn_share", "norm ratios"), ("attn_minus_mlp_drop", "ablations")]:
-    a, b = stats_[key]["joint"], stats_[key]["single"]
-    claims.append(scorecard.claim(
-        id=f"A-sublayer-{key}", paper="A",
-        claim=f"the joint model ({experiments.fmt_mix(joint)}) leans on attention more than the {target}-only "
-              f"model ({what})",
-        paper_value="ADD-only relies on the FFN; joint uses attention more (v1, 'attention output/input ratio')",
-        ours=f"joint {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] vs single {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]; "
-             f"width {width}, {len(cond_specs['single'])} seeds",
-        verdict=scorecard.verdict_greater(a[0], a[1:], b[0], b[1:]), preset=sw.preset,
-        notebook="07_attention_vs_ffn",
-        note=f"{key}: see jointtask_lib/analysis/sublayers.py; CI: bootstrap over seeds (coarse with 2-3 seeds)"))
+for n, comp in comps.items():
+    for key, name, what in measures:
+        test_verdict, test = SC.verdict_seeds(per_seed[n][key]["joint"], per_seed[n][key]["single"], alpha=alpha)
+        verdict, reasons = SC.analysis_verdict(test_verdict, learned=comp.learned, what=target)
+        a, b = stats_[n][key]["joint"], stats_[n][key]["single"]
+        claims.append(scorecard.claim(
+            id=f"A-sublayer-{key}-mod{n}", paper="A",
+            claim=f"the joint model ({experiments.fmt_mix(joint)}) leans on attention more than the {target}-only "
+                  f"model ({what}, mod {n})",
+            paper_value="ADD-only relies on the FFN; joint uses attention more (v1, 'attention output/input ratio')",
+            ours=f"joint {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] vs single {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]; "
+                 f"permutation p = {test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds",
+            verdict=verdict, preset=sw.preset, notebook="07_attention_vs_ffn",
+            note="; ".join([f"{key}: see jointtask_lib/analysis/sublayers.py",
+                            SC.describe_test(test, "joint", "single", alpha=alpha), *reasons])))
 scorecard.write_claims(results, "07_attention_vs_ffn", claims)
 for r in claims:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
@@ -227,32 +245,46 @@ for r in claims:
 # %% [markdown]
 # ## One expression, step by step
 #
-# Seed 0 of each condition writes its own chain of thought for one test expression; the
+# The first seed of each condition writes its own chain of thought for one test expression; the
 # heatmaps show, for every recurrence step, where each position (row) looks (columns). The
 # dashed line marks the first `=`: rows below it are the positions writing the chain of thought.
+# We look for an expression in the test set of **both** models, so that neither has seen it in
+# training and the two pictures are comparable; if there is none, each model gets the first
+# expression of its own test set.
 
 # %%
-prompt_ids = datas[0].tokens[0, : int(datas[0].prompt_len[0])].tolist()
-for c in cond_specs:
-    idx = labels.index(c)
-    tr = viz.trace_expression(model, vocab, prompt_ids, max_len, index=idx)
-    fig = viz.plot_attention_trace(tr, title=f"{c} (seed {specs[idx].seed}): {tr['text']}")
-    plots.show_figure(fig, f"07_attention_{c}", results, save=save_figures)
+for n, (model, labels, specs, datas) in stacks.items():
+    vocab, max_len = specs[0].vocab(), specs[0].model_config().block_size
+    first = {c: labels.index(c) for c in comps[n].specs}
+    shared = AM.shared_examples([datas[i] for i in first.values()], limit=1)
+    print(f"mod {n}: " + ("one expression from both test sets" if shared else
+                          "no expression is in both test sets: each model gets its own first test expression"))
+    for j, (c, idx) in enumerate(first.items()):
+        k = shared[0][j] if shared else 0
+        prompt_ids = datas[idx].tokens[k, : int(datas[idx].prompt_len[k])].tolist()
+        tr = viz.trace_expression(model, vocab, prompt_ids, max_len, index=idx)
+        fig = viz.plot_attention_trace(tr, title=f"{c} (mod {n}, seed {specs[idx].seed}): {tr['text']}")
+        plots.show_figure(fig, f"07_attention_{c}_mod{n}", results, save=save_figures)
 
 # %% [markdown]
 # ## Explore (interactive)
 #
-# With `interactive = True`: pick a model, type or choose an expression (ending with `=`), and
-# step through the recurrence.
+# With `interactive = True`: pick a model (first modulus), type or choose an expression (ending
+# with `=`), and step through the recurrence. The expressions offered are in the test set of
+# *every* model of the stack (so none of them has trained on it); an expression you type may
+# not be.
 
 # %%
 if interactive:
     from IPython.display import display
 
-    prompts = [" ".join(vocab.tokens[t] for t in d.tokens[i, : int(d.prompt_len[i])].tolist())
-               for d in datas[:1] for i in range(min(20, len(d)))]
+    model, labels, specs, datas = stacks[sw.sizes[0]]
+    vocab = specs[0].vocab()
+    common = AM.shared_examples(datas, limit=20) or [[0] * len(datas)]
+    prompts = [" ".join(vocab.tokens[t] for t in datas[0].tokens[ix[0], : int(datas[0].prompt_len[ix[0]])].tolist())
+               for ix in common]
     display(viz.cot_explorer({f"{lb} seed {s.seed}": (model, i) for i, (lb, s) in enumerate(zip(labels, specs))},
-                             vocab, prompts, max_len))
+                             vocab, prompts, specs[0].model_config().block_size))
 
 # %% [markdown]
 # ## Try this
@@ -262,6 +294,6 @@ if interactive:
 # 2. Compare `joint = ["ADD", "NADD"]`. If FFN reliance means "memorising a table", does pairing
 #    with another table-like task change it?
 # 3. Set `width` to the smallest width of the sweep, where ADD alone fails. What does a model that
-#    cannot add use its sublayers for?
+#    cannot add use its sublayers for? Why do the verdicts turn inconclusive?
 # 4. In the explorer, find a step where the positions after `=` attend to the innermost
 #    operation's operands. Is it the same step for the single-task and the joint model?

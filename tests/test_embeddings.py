@@ -230,6 +230,27 @@ def test_order_score_line_arc_and_random():
     assert order_score(E) < null["q95"] < 0.7
 
 
+def test_order_score_of_a_full_circle_as_the_docstring_states():
+    """The module docstring: a full circle of 20 points scores between about 0.6 and 0.8,
+    depending on the rotation the PCA returns for its two tied components."""
+    n = 20
+    v = np.arange(n)
+    theta = 2 * math.pi * v / n
+    # independently: the best |Spearman| of the two coordinates over every rotation of the circle
+    best = [max(abs(stats.spearmanr(np.cos(theta - p), v)[0]), abs(stats.spearmanr(np.sin(theta - p), v)[0]))
+            for p in np.linspace(0, 2 * math.pi, 721)]
+    assert 0.55 < min(best) < 0.65 and 0.75 < max(best) < 0.8
+    for E in (np.c_[np.cos(theta), np.sin(theta)],
+              np.c_[np.cos(theta), np.sin(theta)] @ orthonormal(2, 8, seed=5)):
+        assert min(best) - 1e-9 <= order_score(E) <= max(best) + 1e-9
+
+
+def test_order_score_null_mean_for_n20_as_the_docstring_states():
+    for d in (8, 32):
+        null = chance_level(order_score, 20, d, n_samples=200, seed=0)
+        assert 0.2 < null["mean"] < 0.3
+
+
 def test_order_score_equals_max_abs_spearman_of_pca_coords():
     E = np.random.default_rng(8).standard_normal((14, 5))
     coords, _ = pca_of_cosine(E, 2)

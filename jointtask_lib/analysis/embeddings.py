@@ -40,15 +40,22 @@ the other members of its own group with ``b`` = how far it is from the nearest o
 ``s = (b - a) / max(a, b)``.  The score is the average of ``s`` over all numbers.  It reads:
 
 * ``1``  - every group is collapsed onto one direction and different groups are apart;
-* ``0``  - the grouping explains nothing (what random vectors give, up to noise);
-* ``< 0`` - numbers are *closer* to another group than to their own (anti-structure).
+* ``0``  - on average a number is no closer to its own group than to the nearest other group;
+* ``< 0`` - numbers are *closer* to another group than to their own.
+
+What random vectors score depends on the group sizes.  With large groups (parity at ``n >= 10``)
+it is about 0.  With small groups (the residue classes mod ``q`` have only ``n / q`` members: two
+for ``q = 5`` at ``n = 10``) it is clearly *negative*: ``b`` is a minimum over many small groups,
+each average taken over only a few distances, so by chance some other group is closer than one's
+own.  A negative divisibility score is therefore not "anti-structure", and 0 is not "random":
+read every score against :func:`chance_level` (the notebooks print that null next to it).
 
 Why the silhouette: it needs no classifier or random split (deterministic), it only depends on
 the cosine matrix (so, like the PCA, it is width-independent), it does not care *where* the
 groups sit relative to each other (three residue classes at unequal angles still score 1), and
 it does not reward a grouping just for being a refinement of a real one: if only parity is
 present, the classes mod 4 score about 0, because the nearest other class mod 4 (same parity)
-is as close as one's own.
+is as close as one's own (exactly 0 for a perfect refinement, see the tests).
 
 Is a score large?  Compare it with what random vectors give: :func:`chance_level` draws random
 Gaussian embeddings of the same shape and reports the mean and the 95th percentile of a score.
@@ -59,13 +66,16 @@ confidence interval).  :func:`separation_report` gathers everything for one mode
 Caveats worth knowing
 ---------------------
 * A full circle (the "Fourier" solution often found for ADD) also gets a fairly high order
-  score (about 0.78 for ``n = 20``): one of its coordinates, ``sin(2 pi v / n)``, rises, falls and
-  rises again, which rank-correlates with ``v``.  Always look at the picture too.
+  score: its coordinates, such as ``sin(2 pi v / n)``, rise, fall and rise again, which
+  rank-correlates with ``v``.  For the 20 points of a circle it lies between about 0.6 and 0.8,
+  depending on how the PCA rotates the picture (next point); ``tests/test_embeddings.py``
+  computes these values.  Always look at the picture too.
 * For a perfectly symmetric circle the two first principal components have equal variance, so
   the PCA may return any rotation of them; the sign convention cannot fix that.  The cosine
   matrix and the group scores do not have this problem.
 * The order score of random vectors is not near 0 for small ``n`` (a maximum of two rank
-  correlations of ``n`` random points; about 0.2-0.3 for ``n = 20``): use :func:`chance_level`.
+  correlations of ``n`` random points; its mean is between 0.2 and 0.3 for ``n = 20``, as a test
+  checks): use :func:`chance_level`.
 """
 
 from __future__ import annotations
@@ -241,8 +251,9 @@ def class_separation(E: Any, labels: Any, n: int | None = None) -> float:
         s(i) = (b(i) - a(i)) / max(a(i), b(i))       (0 if both are ~0 or G(i) is {i})
 
     and the score is ``mean_i s(i)``.  1 = each group collapsed onto one direction and apart
-    from the others; 0 = no structure (random embeddings give ~0); negative = numbers are closer
-    to another group than to their own.  Same value as
+    from the others; 0 = own group no closer than the nearest other; negative = numbers are
+    closer to another group than to their own.  Random embeddings give about 0 for large groups
+    but a negative score for groups of two or three members: compare with :func:`chance_level`.  Same value as
     ``sklearn.metrics.silhouette_score(D, labels, metric="precomputed")`` where that is defined.
     """
     arr, n = _as_embeddings(E, n)
@@ -260,7 +271,8 @@ def class_separation(E: Any, labels: Any, n: int | None = None) -> float:
 def parity_score(E: Any, n: int | None = None) -> float:
     """Separation of even from odd numbers: ``class_separation`` with labels ``v mod 2``.
 
-    Range ``[-1, 1]``; 1 = evens collapsed onto one direction, odds onto another; ~0 = random.
+    Range ``[-1, 1]``; 1 = evens collapsed onto one direction, odds onto another; random
+    embeddings give about 0 (the two groups are large).
     For even ``n`` it equals ``divisibility_scores(E, n)[2]``.  ``n`` defaults to ``E``'s rows.
     """
     arr, n = _as_embeddings(E, n)
@@ -408,8 +420,10 @@ def score_with_ci(
     Resamples the values with replacement ``n_boot`` times (``numpy.random.default_rng(seed)``,
     deterministic), takes the mean of each resample, and returns
     ``(mean, lo, hi)`` with ``lo``/``hi`` the ``(1 - ci)/2`` and ``(1 + ci)/2`` quantiles of those
-    means.  A single value gives ``(v, v, v)``.  With few seeds (< ~10) the interval is too narrow;
-    report the number of seeds next to it.
+    means.  A single value gives ``(v, v, v)``.  With few seeds (< ~10) the interval is too narrow
+    — with two or three seeds it is about the range of the seeds — so report the number of seeds
+    next to it, and do not decide a comparison by whether two such intervals overlap (use
+    :func:`jointtask_lib.analysis.scores.permutation_test`).
     """
     vals = np.asarray(values_over_seeds, dtype=float)
     if vals.ndim != 1 or vals.size == 0:

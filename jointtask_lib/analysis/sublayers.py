@@ -66,11 +66,17 @@ class Ablated(nn.Module):
         self.ablate = frozenset(_check_sites(model, ablate))
 
     def forward(self, idx: torch.Tensor, probe: Probe | None = None) -> torch.Tensor:
+        """The wrapped model's forward pass with the sites zeroed.  A caller's ``probe`` records
+        as usual (ratios, attention); its own ``ablate`` set is extended for this pass only and
+        restored afterwards, so the caller's probe is left as it was given."""
         if probe is None:
-            probe = Probe(ablate=self.ablate)
-        else:
-            probe.ablate = set(probe.ablate) | set(self.ablate)
-        return self.model(idx, probe)
+            return self.model(idx, Probe(ablate=self.ablate))
+        own = probe.ablate
+        probe.ablate = set(own) | set(self.ablate)
+        try:
+            return self.model(idx, probe)
+        finally:
+            probe.ablate = own
 
 
 def all_sublayers(model: GPT, kinds=KINDS) -> list[tuple[int, int, str]]:

@@ -17,7 +17,9 @@ A *feature* is a coarse description of a number ``v`` in ``0..n-1``.  For every 
 * ``blk q`` — the block ``floor(q v / n)`` (contiguous classes: "low/high" is ``blk 2``).
 
 These are exactly the kinds of structure the embedding notebook (06) scores (parity,
-divisibility, order); ``blk`` is order at resolution ``q``.
+divisibility, order); ``blk`` is order at resolution ``q``.  ``kinds`` selects the dictionary
+(``("res", "blk")`` by default; ``("res",)`` or ``("blk",)`` to test one mechanism alone — a
+parameter of notebook 08).
 
 Step 2 — which features does an operation respect?  (closure)
 -------------------------------------------------------------
@@ -54,11 +56,13 @@ Step 3 — alignment, easiness, synergy
 * ``synergy(T, A) = alignment(T, A) * max(0, easiness(A) - easiness(T))``: a partner helps a
   target if it teaches structure the target can use (alignment) *and* is easier, so that the
   structure is learned first (paper A: pairing two hard tasks, ADD+NADD, gives nothing).
-  For a set of partners (ADD with MAX and MED) the score is the best single partner's.
+  For a set of partners (ADD with MAX and MED) the score is the best single partner's, so a
+  set ties with its best member, and mirror-image partners (MIN is MAX with the values reversed,
+  ``v -> n-1-v``) can tie too.  Tied scores are tied ranks in the correlation below.
 
-Why this design.  It is fixed by paper A's two hypotheses, not fitted to our measurements (it
-was written before the joint-training sweep it is tested against had finished).  It has no free
-parameter except the feature dictionary, which is the structure the paper itself reports.  Its
+Why this design.  It is derived from paper A's two hypotheses and uses only the operation
+tables; nothing in it is estimated from training runs.  It has no free parameter except the
+feature dictionary, which is the structure the paper itself reports.  Its
 known blind spots: it sees only features that are functions of the labels (a relabelled ADD,
 ``SADD``, is as learnable as ADD but shares no labelled structure with MAX — the score says
 "no synergy", which is paper A's result for that control); it ignores the chain of thought and
@@ -70,8 +74,11 @@ operation and any relabelling of its outputs and high for ADD/NADD (same parity 
 so it predicts that NADD is ADD's best partner — the opposite of paper A's result.
 
 :func:`spearman_test` gives the rank correlation with an exact (or Monte Carlo) permutation
-p-value and a bootstrap interval; with five to ten pairings it can show a tendency, not establish
-a law.
+p-value and a bootstrap interval; ties (equal scores) get average ranks and the permutation null
+is built from those same ranks, so the p-value stays exact with ties.  With five to ten pairings
+it can show a tendency, not establish a law.  :func:`as_point` turns a transition or reduction
+factor into the number a correlation uses (a bound counts as its value), :func:`tied_groups`
+lists tied scores and :func:`describe_correlation` words a result for the notebook.
 """
 
 from __future__ import annotations
@@ -88,8 +95,11 @@ from ..validate import check_int
 
 __all__ = [
     "value_features", "closure", "null_closure", "structure_profile", "alignment", "easiness", "synergy",
-    "output_mi", "synergy_rows", "spearman_test",
+    "output_mi", "synergy_rows", "spearman_test", "as_point", "tied_groups", "describe_correlation",
+    "correlation_claim", "FEATURE_KINDS",
 ]
+
+FEATURE_KINDS = ("res", "blk")
 
 _TABLES: dict = {}
 _MAX_TABLES = 128
@@ -102,17 +112,29 @@ def _arities(arities) -> tuple[int, ...]:
     return out
 
 
-def value_features(n: int, q_max: int | None = None) -> dict[str, np.ndarray]:
-    """``{"res q": v mod q, "blk q": floor(q v / n)}`` for ``q = 2..q_max`` (default ``n // 2``)."""
+def _kinds(kinds) -> tuple[str, ...]:
+    out = tuple(kinds)
+    if not out or any(k not in FEATURE_KINDS for k in out) or len(set(out)) != len(out):
+        raise ValueError(f"'kinds' must be a non-empty list of distinct feature kinds from {list(FEATURE_KINDS)}; "
+                         f"got {kinds!r}")
+    return out
+
+
+def value_features(n: int, q_max: int | None = None, kinds=FEATURE_KINDS) -> dict[str, np.ndarray]:
+    """``{"res q": v mod q, "blk q": floor(q v / n)}`` for ``q = 2..q_max`` (default ``n // 2``),
+    restricted to the feature ``kinds`` (``"res"``, ``"blk"``)."""
     check_int("n", n, lo=2)
+    kinds = _kinds(kinds)
     q_max = n // 2 if q_max is None else check_int("q_max", q_max, lo=2, hi=n)
     v = np.arange(n)
     out = {}
     for q in range(2, max(2, q_max) + 1):
         if q > n:
             break
-        out[f"res {q}"] = v % q
-        out[f"blk {q}"] = (q * v) // n
+        if "res" in kinds:
+            out[f"res {q}"] = v % q
+        if "blk" in kinds:
+            out[f"blk {q}"] = (q * v) // n
     return out
 
 
@@ -196,11 +218,11 @@ _NULLS: dict = {}
 
 
 def structure_profile(domain: Domain, op: str, arities: Sequence[int] = (2, 3), *, q_max: int | None = None,
-                      n_null: int = 8) -> dict[str, dict[str, float]]:
+                      n_null: int = 8, kinds=FEATURE_KINDS) -> dict[str, dict[str, float]]:
     """``{feature: {"closure", "null", "excess"}}`` for every feature of :func:`value_features`."""
     ar = _arities(arities)
     out = {}
-    for name, feat in value_features(domain.n_values, q_max).items():
+    for name, feat in value_features(domain.n_values, q_max, kinds).items():
         key = (domain.n_values, name, ar, n_null)
         if key not in _NULLS:
             _NULLS[key] = null_closure(domain.n_values, feat, ar, n_null)
@@ -211,16 +233,17 @@ def structure_profile(domain: Domain, op: str, arities: Sequence[int] = (2, 3), 
     return out
 
 
-def _excess(domain, op, arities, q_max, n_null) -> np.ndarray:
-    return np.array([v["excess"] for v in structure_profile(domain, op, arities, q_max=q_max, n_null=n_null).values()])
+def _excess(domain, op, arities, q_max, n_null, kinds) -> np.ndarray:
+    prof = structure_profile(domain, op, arities, q_max=q_max, n_null=n_null, kinds=kinds)
+    return np.array([v["excess"] for v in prof.values()])
 
 
 def alignment(domain: Domain, target: str, partner: str, arities: Sequence[int] = (2, 3), *,
-              q_max: int | None = None, n_null: int = 8) -> float:
+              q_max: int | None = None, n_null: int = 8, kinds=FEATURE_KINDS) -> float:
     """Weighted Jaccard (Ruzicka) similarity of the two structure profiles:
     ``sum_phi min(e_T, e_A) / sum_phi max(e_T, e_A)`` (0 if both are all zero)."""
-    a = _excess(domain, target, arities, q_max, n_null)
-    b = _excess(domain, partner, arities, q_max, n_null)
+    a = _excess(domain, target, arities, q_max, n_null, kinds)
+    b = _excess(domain, partner, arities, q_max, n_null, kinds)
     den = float(np.maximum(a, b).sum())
     return 0.0 if den < 1e-12 else float(np.minimum(a, b).sum() / den)
 
@@ -232,13 +255,13 @@ def easiness(domain: Domain, op: str, arities: Sequence[int] = (2, 3)) -> float:
 
 
 def synergy(domain: Domain, target: str, partners, arities: Sequence[int] = (2, 3), *,
-            q_max: int | None = None, n_null: int = 8) -> float:
+            q_max: int | None = None, n_null: int = 8, kinds=FEATURE_KINDS) -> float:
     """``max over partners A of alignment(target, A) * max(0, easiness(A) - easiness(target))``."""
     partners = [partners] if isinstance(partners, str) else list(partners)
     if not partners:
         raise ValueError("'partners' must name at least one operation")
     e_t = easiness(domain, target, arities)
-    return max(alignment(domain, target, a, arities, q_max=q_max, n_null=n_null)
+    return max(alignment(domain, target, a, arities, q_max=q_max, n_null=n_null, kinds=kinds)
                * max(0.0, easiness(domain, a, arities) - e_t) for a in partners)
 
 
@@ -259,20 +282,20 @@ def output_mi(domain: Domain, a: str, b: str, arities: Sequence[int] = (2, 3)) -
 
 
 def synergy_rows(domain: Domain, pairings, arities: Sequence[int] = (2, 3), *, q_max: int | None = None,
-                 n_null: int = 8) -> list[dict]:
+                 n_null: int = 8, kinds=FEATURE_KINDS) -> list[dict]:
     """One dict per ``(target, partners)`` pairing: ``alignment`` (best partner), ``easiness``
     of target and partners, ``synergy`` and the naive ``output_mi`` (best partner)."""
     rows = []
     for target, partners in pairings:
         partners = [partners] if isinstance(partners, str) else list(partners)
-        al = {a: alignment(domain, target, a, arities, q_max=q_max, n_null=n_null) for a in partners}
+        al = {a: alignment(domain, target, a, arities, q_max=q_max, n_null=n_null, kinds=kinds) for a in partners}
         ez = {a: easiness(domain, a, arities) for a in partners}
         rows.append({
             "target": target, "partners": tuple(partners),
             "alignment": max(al.values()),
             "easiness_target": easiness(domain, target, arities),
             "easiness_partners": max(ez.values()),
-            "synergy": synergy(domain, target, partners, arities, q_max=q_max, n_null=n_null),
+            "synergy": synergy(domain, target, partners, arities, q_max=q_max, n_null=n_null, kinds=kinds),
             "output_mi": max(output_mi(domain, target, a, arities) for a in partners),
         })
     return rows
@@ -282,18 +305,27 @@ def spearman_test(x, y, *, n_perm: int = 20000, n_boot: int = 2000, ci: float = 
     """Spearman's rho between ``x`` and ``y`` with a two-sided permutation p-value and a
     bootstrap percentile interval.
 
-    The p-value is exact (all ``n!`` orderings of ``y``) for ``n <= 8``, otherwise Monte Carlo
-    with ``n_perm`` shuffles.  The interval resamples (x, y) pairs; resamples with a constant
-    side are dropped (counted in ``n_boot_used``).  Returns ``{"rho", "p", "lo", "hi", "n",
-    "exact", "n_boot_used"}``; ``rho`` is NaN (and ``p`` 1) with fewer than 3 pairs or a constant
-    side.
+    Ties: both sides are ranked with average ranks (``scipy.stats.rankdata``), ``rho`` is the
+    Pearson correlation of those ranks (= ``scipy.stats.spearmanr``), and the null distribution
+    permutes the *same* tied ranks of ``y`` against those of ``x`` — so the p-value is the exact
+    permutation p-value with ties, not the no-ties formula.  A permuted statistic equal to the
+    observed one up to round-off counts as "at least as extreme" (ties with the observed value
+    are frequent when ranks are tied).  The p-value is exact (all ``n!`` orderings of ``y``) for
+    ``n <= 8``, otherwise Monte Carlo with ``n_perm`` shuffles and ``p = (1 + count) / (1 +
+    n_perm)`` (never 0).  The interval resamples (x, y) pairs; resamples with a constant side are
+    dropped (counted in ``n_boot_used``).  Returns ``{"rho", "p", "lo", "hi", "n", "exact",
+    "n_boot_used", "ties"}`` (``ties``: whether either side has tied values); ``rho`` is NaN (and
+    ``p`` 1) with fewer than 3 pairs or a constant side.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"'x' and 'y' must be 1-D and of equal length; got {x.shape} and {y.shape}")
+    check_int("n_perm", n_perm, lo=1)
+    check_int("n_boot", n_boot, lo=0)
     n = len(x)
+    ties = bool(n and (len(np.unique(x)) < n or len(np.unique(y)) < n))
     nan = {"rho": float("nan"), "p": 1.0, "lo": float("nan"), "hi": float("nan"), "n": n, "exact": n <= 8,
-           "n_boot_used": 0}
+           "n_boot_used": 0, "ties": ties}
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return nan
     rx, ry = stats.rankdata(x), stats.rankdata(y)
@@ -313,7 +345,8 @@ def spearman_test(x, y, *, n_perm: int = 20000, n_boot: int = 2000, ci: float = 
     a = rx - rx.mean()
     b = ry[perms] - ry.mean()
     null = (b @ a) / math.sqrt(float((a * a).sum() * ((ry - ry.mean()) ** 2).sum()))
-    p = float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
+    count = int(np.sum(np.abs(null) >= abs(rho) - 1e-9))
+    p = count / len(perms) if exact else (count + 1) / (len(perms) + 1)
     boots = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
@@ -325,4 +358,76 @@ def spearman_test(x, y, *, n_perm: int = 20000, n_boot: int = 2000, ci: float = 
     lo = hi = float("nan")
     if boots:
         lo, hi = (float(v) for v in np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2]))
-    return {"rho": rho, "p": p, "lo": lo, "hi": hi, "n": n, "exact": exact, "n_boot_used": len(boots)}
+    return {"rho": rho, "p": float(p), "lo": lo, "hi": hi, "n": n, "exact": exact, "n_boot_used": len(boots),
+            "ties": ties}
+
+
+def as_point(t) -> tuple[float | None, str | None]:
+    """The number a correlation uses for a transition or reduction factor ``t`` and its kind.
+
+    An estimate counts as its value; a bound (``"above"``: ``> x``, ``"below"``: ``< x``) counts
+    as the value it bounds, ``x`` — a simplification the notebooks state; an ``"inconclusive"``
+    reduction (both transitions bounds in the same direction) or a missing ``t`` gives ``None``.
+    Returns ``(value or None, kind or None)``.
+    """
+    if t is None:
+        return None, None
+    if t.kind == "estimate":
+        return float(t.value), t.kind
+    if t.kind in ("above", "below"):
+        return float(t.bound), t.kind
+    return None, t.kind
+
+
+def tied_groups(rows, key: str, label: str = "label", *, tol: float = 1e-9) -> list[list[str]]:
+    """Groups (of two or more) of ``rows`` whose ``key`` values are equal within ``tol``; each
+    group is a list of the rows' ``label`` in row order, groups in order of first appearance."""
+    groups: list[tuple[float, list[str]]] = []
+    for r in rows:
+        v = float(r[key])
+        for g in groups:
+            if abs(g[0] - v) <= tol:
+                g[1].append(r[label])
+                break
+        else:
+            groups.append((v, [r[label]]))
+    return [g[1] for g in groups if len(g[1]) > 1]
+
+
+def describe_correlation(t: dict, x: str, y: str, *, alpha: float = 0.05, expected_sign: int = 1) -> str:
+    """A plain-language sentence on a :func:`spearman_test` result ``t`` of ``x`` against ``y``
+    (what it shows and what it does not), for notebook prose."""
+    if not math.isfinite(t["rho"]):
+        return (f"With {t['n']} usable point(s) (or no spread on one side) there is no correlation between {x} and "
+                f"{y} to compute: this run says nothing about whether {x} predicts {y}.")
+    how = "exact" if t["exact"] else "Monte Carlo"
+    stat = f"Spearman rho = {t['rho']:.2f} over {t['n']} points ({how} permutation p = {t['p']:.3f}"
+    if math.isfinite(t["lo"]):
+        stat += f", bootstrap 95% interval [{t['lo']:.2f}, {t['hi']:.2f}]"
+    stat += ")"
+    if t.get("ties"):
+        stat += "; tied values share a rank"
+    if t["p"] < alpha:
+        agrees = t["rho"] * expected_sign > 0
+        verdict = (f"the ranking by {x} agrees with the measured {y} beyond chance" if agrees else
+                   f"the ranking by {x} runs *against* the measured {y}, beyond chance")
+        return f"{stat}: {verdict} — with this few points a tendency, not a law."
+    return (f"{stat}: not distinguishable from no association at p < {alpha}; with {t['n']} points only a strong "
+            f"rank agreement could be detected, so this neither supports nor rules out that {x} predicts {y}.")
+
+
+def correlation_claim(*, id: str, claim: str, paper_value: str, test: dict, what: str, units: str, preset: str,
+                      notebook: str, note: str = "", alpha: float = 0.05, expected_sign: int = 1) -> dict:
+    """A paper-A scorecard row for a rank-correlation claim from a :func:`spearman_test` result:
+    ``ours`` states ``rho``, ``p`` and ``n`` (``what`` names the two quantities, e.g.
+    ``"H/log2 n, transition"``; ``units`` what the points are, e.g. ``"ops (mod 10)"``) and the
+    verdict is :func:`jointtask_lib.scorecard.verdict_correlation` (inconclusive with too few
+    points)."""
+    from .. import scorecard
+
+    ours = (f"Spearman rho({what}) = {test['rho']:.2f}, p = {test['p']:.3f}, n = {test['n']} {units}"
+            f"{'; tied values share ranks' if test.get('ties') and math.isfinite(test['rho']) else ''}")
+    return scorecard.claim(id=id, paper="A", claim=claim, paper_value=paper_value, ours=ours,
+                           verdict=scorecard.verdict_correlation(test["rho"], test["p"], expected_sign=expected_sign,
+                                                                 alpha=alpha),
+                           preset=preset, notebook=notebook, note=note)

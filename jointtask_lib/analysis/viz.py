@@ -314,7 +314,10 @@ def _show(out, fig: Figure) -> None:
 
 def embedding_explorer(embeddings: Mapping[str, np.ndarray], n: int):
     """A widget: pick a run (``embeddings[label]`` is its ``[n, d]`` value embedding) and a
-    colouring (value, parity, residue mod q) for the cosine matrix and PCA picture."""
+    colouring (value, parity, residue mod q) for the cosine matrix and PCA picture.
+
+    The returned box's ``state`` dict holds what is shown now: ``"figure"`` (the Figure),
+    ``"run"``, ``"color_by"``, ``"residue_mod"`` (so the view can be inspected headless)."""
     import ipywidgets as w
 
     if not embeddings:
@@ -323,22 +326,29 @@ def embedding_explorer(embeddings: Mapping[str, np.ndarray], n: int):
     color = w.ToggleButtons(options=list(COLOR_MODES), value="value", description="colour")
     mod = w.BoundedIntText(value=min(5, n), min=2, max=n, description="residue mod")
     out = w.Output()
+    box = w.VBox([w.HBox([run, color, mod]), out])
+    box.state = {}
 
     def update(*_):
-        fig = plot_cosine_and_pca(embeddings[run.value], n, color_by=color.value,
-                                  residue_mod=mod.value if color.value == "residue" else None)
+        rmod = mod.value if color.value == "residue" else None
+        fig = plot_cosine_and_pca(embeddings[run.value], n, color_by=color.value, residue_mod=rmod)
+        box.state.update(figure=fig, run=run.value, color_by=color.value, residue_mod=rmod)
         _show(out, fig)
 
     for c in (run, color, mod):
         c.observe(update, names="value")
     update()
-    return w.VBox([w.HBox([run, color, mod]), out])
+    return box
 
 
 def cot_explorer(models: Mapping[str, tuple[GPT, int]], vocab: Vocab, prompts: Sequence[str], max_len: int):
     """A widget: pick a model (``models[label] = (stacked model, index in the stack)``), an
     expression from ``prompts`` (texts ending with the first ``=``) or type one, and a recurrence
-    step; shows the model's own chain of thought and that step's attention pattern."""
+    step; shows the model's own chain of thought and that step's attention pattern.
+
+    The returned box's ``state`` dict holds what is shown now: ``"trace"`` (the
+    :func:`trace_expression` result), ``"figure"``, ``"model"``, ``"step"`` (or ``"error"`` when the
+    typed expression cannot be run)."""
     import ipywidgets as w
 
     if not models or not prompts:
@@ -350,6 +360,8 @@ def cot_explorer(models: Mapping[str, tuple[GPT, int]], vocab: Vocab, prompts: S
     step = w.IntSlider(value=0, min=0, max=first.cfg.recurrence - 1, description="step (0-based)")
     text = w.HTML()
     out = w.Output()
+    box = w.VBox([w.HBox([pick, step]), expr, text, out])
+    box.state = {}
 
     def update(*_):
         model, idx = models[pick.value]
@@ -357,11 +369,14 @@ def cot_explorer(models: Mapping[str, tuple[GPT, int]], vocab: Vocab, prompts: S
             tr = trace_expression(model, vocab, expr.value.strip(), max_len, index=idx)
         except ValueError as exc:
             text.value = f"<b>cannot run:</b> {exc}"
+            box.state.update(error=str(exc))
             return
         text.value = f"<code>{tr['text']}</code>"
-        _show(out, plot_attention_trace(tr, [step.value]))
+        fig = plot_attention_trace(tr, [step.value])
+        box.state.update(trace=tr, figure=fig, model=pick.value, step=step.value, error=None)
+        _show(out, fig)
 
     for c in (pick, expr, step):
         c.observe(update, names="value")
     update()
-    return w.VBox([w.HBox([pick, step]), expr, text, out])
+    return box
