@@ -5,8 +5,12 @@ Contract every notebook under ``notebooks/NN_name.py`` (jupytext py:percent) fol
 * Exactly **one** cell tagged ``parameters`` (``# %% tags=["parameters"]``) holding only
   ``name = <literal>`` lines; :func:`notebook_parameters` reads it with :mod:`ast`.
 * Presets ``params/<stem>/{smoke,quick,paper}.yaml`` override some of those names; their keys and
-  value types are checked against the notebook's defaults by :func:`load_preset` (the *library*
-  configs built in the notebook's next cell check ranges and choices).
+  value types are checked against the notebook's defaults by :func:`load_preset`, and their
+  values against the rule table :data:`PARAM_RULES` / :data:`NOTEBOOK_RULES` (counts >= 1, a
+  sweep that exists, a ``sweep_preset`` that sweep defines, known operations, ...), so a bad
+  preset fails on load with a message naming the file, the key and what is allowed, not later
+  inside the kernel.  The notebooks still check their parameters themselves (they can be run by
+  hand, without a preset).
 * ``smoke`` is what nbval re-executes (``tests/notebooks/<stem>.ipynb``, written by
   ``make nbref``); ``quick`` is a laptop run of minutes; ``paper`` reproduces the paper's setting.
 
@@ -23,10 +27,11 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import repo_root, results_dir
-from .validate import check_choice, check_int
+from .validate import check_choice, check_float, check_int
 
 ROOT = repo_root()
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -131,6 +136,200 @@ def notebook_parameters(path: str | os.PathLike) -> dict:
 
 
 # ------------------------------------------------------------------------------------------
+# Value rules: what each parameter may be, checked on load (before a kernel starts)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a notebook parameter may take.
+
+    ``kind``: ``"int"`` / ``"float"`` (a range: ``lo``/``hi``, open ends with ``lo_open`` /
+    ``hi_open``), ``"ints"`` (a non-empty list of such ints), ``"choice"`` (one of ``choices``),
+    ``"op"`` / ``"ops"`` (an operation name / a non-empty list of them, from the task registries),
+    ``"sweep"`` / ``"sweeps"`` (the name / a list of names of ``params/sweeps/<name>.yaml``
+    files that exist) or ``"sweep_preset"`` (a preset that every sweep the notebook names defines).
+    """
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+
+
+def _int(lo=None, hi=None) -> Rule:
+    return Rule("int", lo=lo, hi=hi)
+
+
+def _float(lo=None, hi=None, lo_open=False, hi_open=False) -> Rule:
+    return Rule("float", lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+# Keyed by parameter name, for every notebook that has the parameter; the bounds are the ones the
+# notebooks (and the library configs they build) enforce, so a preset that passes here does not
+# fail later inside the kernel.  NOTEBOOK_RULES overrides them for one notebook.
+PARAM_RULES: dict[str, Rule] = {
+    # counts and sizes
+    "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
+    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0),
+    "n_examples": _int(0, 50), "demo_train": _int(1), "demo_test": _int(1),
+    "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
+    "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
+    # fractions
+    "level": _float(0.0, 1.0, lo_open=True, hi_open=True), "min_acc": _float(0.0, 1.0),
+    # choices
+    "metric": Rule("choice", choices=("gen_acc", "tf_acc")),
+    "device": Rule("choice", choices=("auto", "cpu", "cuda")),
+    # operations
+    "ops": Rule("ops"), "perm_ops": Rule("ops"), "single": Rule("ops"), "joint": Rule("ops"),
+    "pretrain": Rule("ops"), "target": Rule("op"),
+    # sweeps (also: any other parameter named ``*_sweep`` / ``*_sweeps``, see rule_for)
+    "sweep": Rule("sweep"), "sweep_preset": Rule("sweep_preset"),
+}
+
+NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
+    "09_icl_function_classes": {
+        "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": _int(1),
+        "n_points": _int(1), "n_embed": _int(1), "n_layers": _int(1), "n_heads": _int(1),
+        "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
+        "seeds": Rule("ints", lo=0), "other_seeds": Rule("ints", lo=0), "n_eval_prompts": _int(2),
+        "n_score_prompts": _int(1), "n_mask": _int(0), "snapshot_prompts": _int(0),
+        "converge_frac": _float(0.0, 1.0, lo_open=True),
+    },
+}
+
+
+def rule_for(stem: str, key: str) -> Rule | None:
+    """The value rule of parameter ``key`` of notebook ``stem`` (``None``: only its type is checked)."""
+    rule = NOTEBOOK_RULES.get(stem, {}).get(key) or PARAM_RULES.get(key)
+    if rule is None and key.endswith("_sweep"):
+        rule = Rule("sweep")
+    if rule is None and key.endswith("_sweeps"):
+        rule = Rule("sweeps")
+    return rule
+
+
+def _sweeps_dir() -> Path:
+    return PARAMS_DIR / "sweeps"
+
+
+def _sweep_names() -> list[str]:
+    d = _sweeps_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def _sweep_presets(name: str) -> tuple[str, ...]:
+    """The presets a sweep file defines (all of them when it has no ``presets`` mapping)."""
+    import yaml
+
+    path = _sweeps_dir() / f"{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return PRESETS  # the sweep's own loader reports an unreadable file, naming it
+    presets = data.get("presets") if isinstance(data, dict) else None
+    if not isinstance(presets, dict):
+        return PRESETS
+    return tuple(p for p in PRESETS if p in presets)
+
+
+def _op_names() -> list[str]:
+    from .tasks import LISTOPS_OPS, PERM_OPS
+
+    return [*LISTOPS_OPS, *PERM_OPS]
+
+
+def _sweeps_named(params: dict, stem: str) -> list[str]:
+    names = []
+    for key, value in params.items():
+        rule = rule_for(stem, key)
+        if rule is not None and rule.kind == "sweep" and isinstance(value, str):
+            names.append(value)
+        elif rule is not None and rule.kind == "sweeps" and isinstance(value, (list, tuple)):
+            names += [v for v in value if isinstance(v, str)]
+    return names
+
+
+def _library_check(rule: Rule, key: str, value) -> str | None:
+    """The range check of :mod:`jointtask_lib.validate` (its message without the field name)."""
+    try:
+        if rule.kind in ("int", "ints"):
+            check_int(key, value, lo=rule.lo, hi=rule.hi)
+        else:
+            check_float(key, value, lo=rule.lo, hi=rule.hi, lo_open=rule.lo_open, hi_open=rule.hi_open)
+    except ValueError as exc:
+        return str(exc).split(f"'{key}' ", 1)[-1]
+    return None
+
+
+def _rule_problem(rule: Rule, value, key: str, params: dict, stem: str) -> str | None:
+    """Why ``value`` breaks ``rule`` ("must be ...; got ..."), or ``None``."""
+    if rule.kind in ("int", "float"):
+        return _library_check(rule, key, value)
+    if rule.kind == "ints":
+        if not value:
+            return f"must be a non-empty list; got {value!r}"
+        for i, v in enumerate(value):
+            if (why := _library_check(rule, key, v)) is not None:
+                return f"must be a non-empty list; item {i} {why}"
+    elif rule.kind == "choice":
+        if value not in rule.choices:
+            return f"must be one of {', '.join(map(str, rule.choices))}; got {value!r}"
+    elif rule.kind in ("op", "ops"):
+        names = _op_names()
+        values = [value] if rule.kind == "op" else list(value)
+        bad = [v for v in values if v not in names]
+        if rule.kind == "ops" and not values:
+            return f"must list at least one operation of {', '.join(names)}; got {value!r}"
+        if bad:
+            what = "an operation" if rule.kind == "op" else "a list of operations"
+            return f"must be {what} of {', '.join(names)}; got {value!r} ({', '.join(map(str, bad))} unknown)"
+    elif rule.kind in ("sweep", "sweeps"):
+        names = _sweep_names()
+        values = [value] if rule.kind == "sweep" else list(value)
+        bad = [v for v in values if v not in names]
+        if bad:
+            what = "the name of a sweep file" if rule.kind == "sweep" else "a list of sweep file names"
+            return (f"must be {what} in {_sweeps_dir()} ({', '.join(names) or 'none found'}); "
+                    f"got {value!r} (no {', '.join(f'{b}.yaml' for b in bad)})")
+    elif rule.kind == "sweep_preset":
+        if value not in PRESETS:
+            return f"must be one of {', '.join(PRESETS)}; got {value!r}"
+        known = set(_sweep_names())
+        for name in _sweeps_named(params, stem):
+            if name in known and value not in (allowed := _sweep_presets(name)):
+                return (f"must be a preset that sweep {name!r} defines ({', '.join(allowed) or 'none'}); "
+                        f"got {value!r}")
+    else:  # pragma: no cover - a typo in the table
+        raise AssertionError(f"unknown rule kind {rule.kind!r} for {key!r}")
+    return None
+
+
+def check_values(values: dict, defaults: dict, stem: str, where: str) -> None:
+    """Check the *values* of ``values`` (already type-checked) against the rule table.
+
+    ``defaults`` fill in what ``values`` does not set, for rules that look at other parameters
+    (``sweep_preset`` is checked whenever it or a sweep name is set).  The message names
+    ``where`` (the preset file), the parameter and what is allowed.
+    """
+    merged = {**defaults, **values}
+    keys = list(values)
+    if "sweep_preset" in merged and "sweep_preset" not in values and any(
+            (r := rule_for(stem, k)) is not None and r.kind in ("sweep", "sweeps") for k in values):
+        keys.append("sweep_preset")  # a new sweep must define the default preset too
+    for key in keys:
+        rule = rule_for(stem, key)
+        if rule is None:
+            continue
+        why = _rule_problem(rule, merged[key], key, merged, stem)
+        if why is not None:
+            origin = "" if key in values else " (the notebook default)"
+            raise ValueError(f"{where}: parameter {key!r}{origin} {why}")
+
+
+# ------------------------------------------------------------------------------------------
 # Presets
 # ------------------------------------------------------------------------------------------
 
@@ -152,8 +351,9 @@ def _type_ok(default, value) -> bool:
     return isinstance(value, type(default))
 
 
-def check_params(values: dict, defaults: dict, where: str) -> dict:
-    """Check that ``values`` only names known parameters, each with the default's type."""
+def check_params(values: dict, defaults: dict, where: str, stem: str = "") -> dict:
+    """Check that ``values`` only names known parameters, each with the default's type, and a
+    value its rule allows (:func:`rule_for`; ``stem`` selects a notebook's own rules)."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: must be a mapping of parameter names to values; got {values!r}")
     for key, value in values.items():
@@ -168,6 +368,7 @@ def check_params(values: dict, defaults: dict, where: str) -> dict:
                 f"{where}: parameter {key!r} must be {expected} (the notebook default is {d!r}); "
                 f"got {value!r}"
             )
+    check_values(values, defaults, stem, where)
     return dict(values)
 
 
@@ -191,7 +392,7 @@ def load_preset(notebook_stem: str, preset: str) -> dict:
         raise ValueError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         data = {}
-    return check_params(data, notebook_parameters(stem), where=str(path))
+    return check_params(data, notebook_parameters(stem), where=str(path), stem=stem)
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,7 +493,8 @@ def execute_notebook(
     stem = path.stem
     params = load_preset(stem, preset) if preset else {}
     if extra_params:
-        params.update(check_params(extra_params, notebook_parameters(path), where="extra_params"))
+        defaults = {**notebook_parameters(path), **params}
+        params.update(check_params(extra_params, defaults, where="extra_params", stem=stem))
     if timeout is not None:
         check_int("timeout", timeout, lo=1)
     out_dir = Path(out_dir)

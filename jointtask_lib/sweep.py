@@ -22,25 +22,49 @@ names the file, the key and what is allowed) — before anything is trained.
 
 Execution: the grid is expanded into :class:`~jointtask_lib.train.RunSpec` s; finished runs (those
 with a record under the results root) are skipped; the rest are grouped by width into stacked jobs
-(:func:`jointtask_lib.runs.group_specs`) and run in this process (``workers=1``), in a pool of
-single-threaded worker processes, or on a ``dask.distributed`` cluster (``scheduler`` address, or
+(:func:`jointtask_lib.runs.group_specs`) and run in this process, in a pool of single-threaded
+worker processes, or on a ``dask.distributed`` cluster (``scheduler`` address, or
 ``local_cluster=True`` for a ``LocalCluster`` on this machine).  Each job writes its records
 atomically as its stack finishes; a killed sweep, re-run, trains only what is missing.
+
+* **Workers.**  ``jointtask sweep`` (and ``workers=None``) uses one worker process per available
+  CPU core, never more than there are stacked jobs, each with one torch thread: on the 2-core
+  benchmark machine two single-threaded workers beat one 2-thread process at every width
+  measured (1.07-1.49x, ``benchmarks/README.md``).  One job, or ``workers=1`` (the library
+  default: spawned workers need a script with an ``if __name__ == "__main__":`` guard), runs in
+  this process; a CUDA device gets one worker (one GPU).
+* **``force``** retrains every run *without deleting anything first*: each retrained run's weights
+  and record replace the old ones atomically as its stack finishes, so a ``--force`` sweep that is
+  interrupted keeps every finished run (the retrained ones new, the others as they were) and never
+  leaves a run without a record.  Checkpoints of interrupted stacks of those runs are discarded
+  (a forced run starts from scratch).
+* **A Dask cluster needs a shared filesystem.**  Workers write the records themselves, under the
+  results root *as an absolute path on the client*; every worker must see that path, and the same
+  files, as the client does (NFS or similar mounted at the same place).  After the jobs finish the
+  client checks that every record exists and raises :class:`RecordsMissing`, naming the worker
+  hosts and the expected paths, if a worker wrote somewhere the client cannot see.
+* **Adaptive widths** (:func:`adaptive_sweep`, ``jointtask sweep --adaptive``): instead of the whole
+  grid of widths, train a few, find where the tracked operation is first learned, and add widths
+  only inside that bracket (:func:`adaptive_widths`).  It never reports a transition when nothing
+  beats chance: that is an ``"above"`` bound.  ``benchmarks/adaptive_width.py`` measures the saving.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
+import re
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
-from .runs import group_specs, load_record, train_group
+from .runs import group_specs, load_record, run_dir, train_group
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
-from .validate import check_choice, check_int
+from .validate import check_choice, check_float, check_int
 
 PRESETS = ("smoke", "quick", "paper")
 TOP_KEYS = {"name": str, "description": str, "task": dict, "arch": dict, "train": dict, "grid": dict,
@@ -50,6 +74,11 @@ GRID_KEYS = {"mixes": list, "moduli": list, "perm_ks": list, "widths": list, "se
 
 class SweepError(ValueError):
     """A sweep file is invalid (the message names the file and the key)."""
+
+
+class RecordsMissing(RuntimeError):
+    """Jobs finished but some records are not where this process looks for them (a Dask worker
+    that does not share the client's filesystem, or wrote under another path)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,18 @@ def _check_types(where: str, section: str, d: dict, types: dict) -> None:
     for k, t in types.items():
         if k in d and not isinstance(d[k], t):
             raise SweepError(f"{where}: '{section}{k}' must be a {t.__name__}; got {type(d[k]).__name__}")
+
+
+_QUOTED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
+
+
+def _qualify(exc: Exception, paths: dict[str, str]) -> str:
+    """``exc``'s message with each quoted field name replaced by its key path in the sweep file
+    (``'steps'`` -> ``'train.steps'``); the ``; got ...`` part (the value) is left alone."""
+    msg = str(exc)
+    head, sep, tail = msg.partition("; got ")
+    head = _QUOTED.sub(lambda m: f"'{paths[m[1]]}'" if m[1] in paths else m[0], head)
+    return head + sep + tail
 
 
 def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> Sweep:
@@ -133,23 +174,44 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
         if not isinstance(ops, list) or not ops:
             raise SweepError(f"{where}: 'grid.mixes[{i}]' must be a list of ops or {{ops: [...], weights: [...]}}")
         mixes.append((tuple(ops), None if weights is None else tuple(weights)))
+
+    def fail(exc, paths):
+        return SweepError(f"{where} (preset {preset}): {_qualify(exc, paths)}")
+
     try:
         widths = [check_int("grid.widths", w, lo=2) for w in grid["widths"]]
         seeds = [check_int("grid.seeds", s, lo=0) for s in grid["seeds"]]
-        arch_base = dict(d.get("arch", {}))
+    except ValueError as exc:
+        raise fail(exc, {}) from None
+    try:
         train = TrainConfig(**d.get("train", {}))
-        specs = []
-        for size in sizes:
-            for ops, weights in mixes:
-                tkw = dict(d.get("task", {}), ops=ops, weights=weights)
-                tkw["modulus" if family == "listops" else "perm_k"] = size
-                task = TaskConfig.from_dict(tkw)
-                for w in widths:
-                    arch = Arch(n_embed=w, **arch_base)
-                    for s in seeds:
-                        specs.append(RunSpec(task=task, arch=arch, train=train, seed=s))
     except (ValueError, TypeError) as exc:
-        raise SweepError(f"{where} (preset {preset}): {exc}") from None
+        raise fail(exc, {f.name: f"train.{f.name}" for f in fields(TrainConfig)}) from None
+    arch_base = dict(d.get("arch", {}))
+    arch_paths = {f.name: f"arch.{f.name}" for f in fields(Arch)} | {"n_embed": "grid.widths"}
+    task_fields = [f.name for f in fields(TaskConfig)]
+    specs = []
+    for size in sizes:
+        for i, (ops, weights) in enumerate(mixes):
+            tkw = dict(d.get("task", {}), ops=ops, weights=weights)
+            tkw["modulus" if family == "listops" else "perm_k"] = size
+            task_paths = {k: f"task.{k}" for k in task_fields} | {
+                "ops": f"grid.mixes[{i}]", "weights": f"grid.mixes[{i}].weights",
+                "modulus": "grid.moduli", "perm_k": "grid.perm_ks"}
+            try:
+                task = TaskConfig.from_dict(tkw)
+            except (ValueError, TypeError) as exc:
+                raise fail(exc, task_paths) from None
+            for w in widths:
+                try:
+                    arch = Arch(n_embed=w, **arch_base)
+                except (ValueError, TypeError) as exc:
+                    raise fail(exc, arch_paths) from None
+                for s in seeds:
+                    try:
+                        specs.append(RunSpec(task=task, arch=arch, train=train, seed=s))
+                    except (ValueError, TypeError) as exc:
+                        raise fail(exc, {"seed": "grid.seeds"}) from None
     return Sweep(
         name=str(d.get("name", Path(source).stem)), description=str(d.get("description", "")),
         preset=preset, source=source, specs=tuple(specs), mixes=tuple(m for m, _ in mixes),
@@ -175,17 +237,48 @@ def load_sweep(path, preset: str = "quick") -> Sweep:
 # ------------------------------------------------------------------------------------------------
 
 
-def _group_job(root: str, spec_dicts: list[dict], device: str, threads: int, max_stack: int | None) -> list[str]:
-    """One stacked job (runs in a worker process or a Dask worker): train, write records."""
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(n_jobs: int, device: str = "auto") -> int:
+    """The fastest measured setting: one single-threaded worker per core, at most ``n_jobs``.
+
+    ``benchmarks/README.md``: two 1-thread worker processes beat one 2-thread process by
+    1.07-1.49x at every width on the 2-core machine.  On a CUDA device: 1 (one GPU, one process).
+    """
+    if device == "cuda" or (device == "auto" and _cuda_available()):
+        return 1
+    return max(1, min(available_cores(), n_jobs))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _group_job(root: str, spec_dicts: list[dict], device: str, threads: int, max_stack: int | None,
+               force: bool = False) -> dict:
+    """One stacked job (runs in a worker process or a Dask worker): train, write records.
+
+    Returns where this worker wrote (host, absolute record paths), so the client can tell a
+    worker that does not share its filesystem.
+    """
     import torch
 
     torch.set_num_threads(threads)
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     # Another worker (or an earlier, killed sweep) may have finished some of these already.
-    todo = [s for s in specs if load_record(root, s) is None]
+    todo = specs if force else [s for s in specs if load_record(root, s) is None]
     if todo:
         train_group(root, todo, device=device, progress=False, max_stack=max_stack)
-    return [s.key() for s in specs]
+    return {"host": socket.gethostname(),
+            "records": [str((run_dir(root, s) / "record.json").resolve()) for s in specs]}
 
 
 def pending(sweep_or_specs, root) -> list[RunSpec]:
@@ -199,11 +292,15 @@ def pending(sweep_or_specs, root) -> list[RunSpec]:
     return out
 
 
+def _unique(specs) -> list[RunSpec]:
+    return list({s.key(): s for s in specs}.values())
+
+
 def run_specs(
     specs,
     root,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     scheduler: str | None = None,
     local_cluster: bool = False,
     device: str = "auto",
@@ -213,67 +310,124 @@ def run_specs(
     max_stack: int | None = None,
 ) -> list[dict]:
     """Train every run of ``specs`` that has no record (all of them with ``force``); return the
-    records of all of ``specs`` in order."""
-    check_int("workers", workers, lo=1)
-    root = str(root)
-    if force:
-        import shutil
+    records of all of ``specs`` in order.
 
-        from .runs import run_dir
-
-        for s in specs:
-            shutil.rmtree(run_dir(root, s), ignore_errors=True)
+    ``workers``: processes (or ``LocalCluster`` workers); ``None`` = :func:`default_workers`, one
+    single-threaded process per core (the ``jointtask sweep`` default).  The library default, 1,
+    trains in this process: worker processes are *spawned*, which needs the calling script to
+    guard its entry point (``if __name__ == "__main__":``).
+    ``threads``: torch threads per process (default 1).  ``force`` retrains and replaces records
+    one by one as each stack finishes (nothing is deleted first; see the module docstring).  With
+    ``scheduler`` the results root must be on a filesystem every Dask worker shares.
+    """
+    if workers is not None:
+        check_int("workers", workers, lo=1)
+    if threads is not None:
+        check_int("threads", threads, lo=1)
+    # Workers (possibly on other hosts, with another working directory) get an absolute path.
+    root = os.path.abspath(os.fspath(root))
     _clean_stale_temporaries(root)
-    todo = pending(specs, root)
-    inits = pending([s.init for s in todo if s.init is not None], root)
-    if inits:  # pretraining runs first, so parallel workers never train one twice
-        run_specs(inits, root, workers=workers, scheduler=scheduler, local_cluster=local_cluster,
-                  device=device, threads=threads, progress=progress, max_stack=max_stack)
+    specs = list(specs)
+    todo = _unique(specs) if force else pending(specs, root)
+    run_kw = dict(workers=workers, scheduler=scheduler, local_cluster=local_cluster, device=device,
+                  threads=threads, progress=progress, max_stack=max_stack)
+    # Pretraining runs first, so parallel workers never train one twice and every dependent run
+    # starts from the pretrained weights that this call leaves behind.
+    todo_keys = {s.key() for s in todo}
+    inits = _unique(s.init for s in todo if s.init is not None)
+    forced_inits = [s for s in inits if s.key() in todo_keys]
+    if forced_inits:
+        run_specs(forced_inits, root, force=True, **run_kw)
+        done = {s.key() for s in forced_inits}
+        todo = [s for s in todo if s.key() not in done]
+    missing_inits = pending([s for s in inits if s.key() not in todo_keys], root)
+    if missing_inits:
+        run_specs(missing_inits, root, **run_kw)
     groups = group_specs(todo)
+    if force and groups:
+        _drop_checkpoints(root, {s.key() for s in todo})
     jobs = [[s.to_dict() for s in g] for g in groups]
     if threads is None:
         # One thread per process: on a shared 2-core machine two threads made a smoke stack 17x
         # slower (41.6 s vs 2.4 s at load 11); parallelism comes from worker processes instead.
         threads = 1
+    reports: list[dict] = []
     if jobs:
+        n_workers = workers if workers is not None else default_workers(len(jobs), device)
         if scheduler or local_cluster:
-            _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progress)
-        elif workers > 1:
-            _run_pool(jobs, root, device, threads, max_stack, workers, progress)
+            reports = _run_dask(jobs, root, device, threads, max_stack, scheduler, n_workers, progress, force)
+        elif n_workers > 1 and len(jobs) > 1:
+            _run_pool(jobs, root, device, threads, max_stack, min(n_workers, len(jobs)), progress, force)
         else:
             import torch
 
             torch.set_num_threads(threads)
             for g in _progress(groups, progress, "stacks"):
                 train_group(root, g, device=device, progress=progress, max_stack=max_stack)
-    return [load_record(root, s) for s in specs]
+    records = [load_record(root, s) for s in specs]
+    missing = [s for s, r in zip(specs, records) if r is None]
+    if missing:
+        raise _missing_error(root, missing, reports, scheduler)
+    return records
+
+
+def _missing_error(root: str, missing: list[RunSpec], reports: list[dict], scheduler) -> RecordsMissing:
+    paths = [str(run_dir(root, s) / "record.json") for s in missing]
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    msg = f"{len(missing)} run(s) finished but their records are not under {root}: {shown}"
+    if reports:
+        hosts = sorted({r["host"] for r in reports})
+        msg += (f". The Dask workers ({', '.join(hosts)}; this client: {socket.gethostname()}) wrote "
+                "their records on their own filesystems: --scheduler needs the results root on a "
+                "filesystem every worker shares with the client, at the same absolute path")
+    elif scheduler:
+        msg += ". --scheduler needs a filesystem shared by the client and every worker"
+    return RecordsMissing(msg)
 
 
 def run_sweep(sweep: Sweep, root, **kw) -> list[dict]:
     return run_specs(list(sweep.specs), root, **kw)
 
 
-def _progress(it, on: bool, desc: str):
+def _progress(it, on: bool, desc: str, total: int | None = None):
     if not on:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=desc)
+    return tqdm(it, desc=desc, total=total)
 
 
-def _run_pool(jobs, root, device, threads, max_stack, workers, progress) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: end this worker when the sweep process dies (Linux), so that a killed
+    sweep (even SIGKILL) leaves no orphan still training and writing records behind it."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # Jobs are sorted by width; start the widest (slowest) first so the pool stays busy.
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0]["arch"]["n_embed"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack) for i in order]
-        for f in _progress(as_completed(futs), progress, "stacks"):
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
+        futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
+        for f in _progress(as_completed(futs), progress, "stacks", len(futs)):
             f.result()
 
 
-def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progress) -> None:
+def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progress, force) -> list[dict]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -283,11 +437,11 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
+    n = len(jobs)
     try:
-        futs = client.map(_group_job, [root] * len(jobs), jobs, [device] * len(jobs),
-                          [threads] * len(jobs), [max_stack] * len(jobs), pure=False)
-        for f in _progress(as_completed(futs), progress, "stacks"):
-            f.result()
+        futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
+                          [force] * n, pure=False)
+        return [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]
     finally:
         client.close()
         if cluster is not None:
@@ -302,9 +456,175 @@ def _clean_stale_temporaries(root) -> None:
             p.unlink(missing_ok=True)
 
 
+def _drop_checkpoints(root, keys: set[str]) -> None:
+    """Delete checkpoints of interrupted stacks holding any of ``keys`` (a forced run restarts)."""
+    base = Path(root) / "groups"
+    if not base.exists():
+        return
+    import torch
+
+    for p in base.glob("*/ckpt.pt"):
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+        if keys & set(ck.get("keys", [])):
+            p.unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # Adaptive width search
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdaptiveResult:
+    """What an adaptive width search found for one operation in one task mix.
+
+    ``kind``: ``"bracket"`` (learned at ``bracket[1]`` but not at ``bracket[0]``, the two closest
+    widths trained on either side of the first learned one), ``"above"`` (learned at no width
+    trained: the transition is above the largest; also when nothing beats chance) or ``"below"``
+    (learned at the smallest width tried already).  ``means`` is the mean accuracy over seeds per
+    width trained, ``threshold`` the accuracy that counted as learned.
+    """
+
+    op: str
+    kind: str
+    bracket: tuple[int, int] | None
+    widths: tuple[int, ...]
+    means: dict
+    threshold: float
+    chance: float
+    rounds: int
+    records: tuple = field(default=(), repr=False)
+
+    def describe(self) -> str:
+        if self.kind == "above":
+            return f"not learned at any width tried (> {max(self.widths)})"
+        if self.kind == "below":
+            return f"learned at the smallest width tried (<= {min(self.widths)})"
+        a, b = self.bracket
+        return f"learned between width {a} (not) and {b}"
+
+
+def learned_bracket(means: dict, *, chance: float, level: float = 0.8,
+                    min_asymptote: float | None = None) -> tuple[str, tuple[int, int] | None, float]:
+    """Where accuracy is first "learned": ``(kind, bracket, threshold)`` from mean accuracy per width.
+
+    A width counts as learned when its mean reaches ``threshold = level x A``.  ``A`` is the best
+    mean seen if that shows real learning (at least ``min_asymptote``, default halfway from chance
+    to 1, as in :func:`jointtask_lib.transition.estimate_transition`), else 1.0 — so a search in
+    which nothing beats chance by that margin reports ``"above"`` (not learned within the widths
+    tried), never a transition at the smallest width.
+    """
+    if not means:
+        raise ValueError("'means' must hold the mean accuracy of at least one width")
+    chance = check_float("chance", chance, lo=0.0, hi=1.0, hi_open=True)
+    level = check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    if min_asymptote is None:
+        min_asymptote = chance + (1.0 - chance) / 2.0
+    if level <= chance:
+        raise ValueError(f"'level' must exceed 'chance' ({chance}), or chance counts as learned; got {level}")
+    best = max(means.values())
+    asym = best if best >= min_asymptote and level * best > chance else 1.0
+    threshold = level * asym
+    widths = sorted(means)
+    learned = [w for w in widths if means[w] >= threshold]
+    if not learned:
+        return "above", None, threshold
+    first = learned[0]
+    if first == widths[0]:
+        return "below", None, threshold
+    return "bracket", (max(w for w in widths if w < first), first), threshold
+
+
+def _log_nearest(cands: list[int], target: float) -> int:
+    return min(cands, key=lambda c: (abs(math.log(c) - math.log(target)), c))
+
+
+@dataclass
+class _Search:
+    make_specs: object
+    op: str
+    candidates: list[int]
+    chance: float
+    widths: list[int] = field(default_factory=list)
+    records: dict = field(default_factory=dict)
+    done: bool = False
+    rounds: int = 0
+    kind: str = ""
+    bracket: tuple | None = None
+    threshold: float = 0.0
+
+
+def adaptive_search(
+    problems: list[dict],
+    root,
+    *,
+    n_initial: int = 3,
+    ratio: float = 1.3,
+    level: float = 0.8,
+    max_rounds: int = 4,
+    metric: str = "gen_acc",
+    **run_kw,
+) -> list[AdaptiveResult]:
+    """Several adaptive width searches run in lock-step (each round is one :func:`run_specs` call,
+    so the runs of all searches share the workers).  Each problem is a dict with ``make_specs``
+    (``width -> list[RunSpec]``: the seeds at one width), ``op`` (the operation whose accuracy is
+    tracked), ``candidates`` (the widths allowed, e.g. a sweep's grid) and optionally ``chance``
+    (default ``1 / number of values`` of the task).  See :func:`adaptive_widths` for the rule.
+    """
+    check_int("n_initial", n_initial, lo=2)
+    check_float("ratio", ratio, lo=1.0, lo_open=True)
+    check_int("max_rounds", max_rounds, lo=0)
+    check_choice("metric", metric, ("gen_acc", "tf_acc", "seq_acc"))
+    searches = []
+    for i, p in enumerate(problems):
+        cands = sorted(set(p["candidates"]))
+        if len(cands) < 2:
+            raise ValueError(f"problem {i}: 'candidates' must hold at least 2 widths; got {cands}")
+        for c in cands:
+            check_int("candidates", c, lo=2)
+        first = p["make_specs"](cands[0])
+        if not first:
+            raise ValueError(f"problem {i}: 'make_specs' gave no runs at width {cands[0]}")
+        task = first[0].task
+        if p["op"] not in task.ops:
+            raise ValueError(f"problem {i}: 'op' must be one of the mix {', '.join(task.ops)}; got {p['op']!r}")
+        chance = p.get("chance")
+        chance = 1.0 / task.n_values if chance is None else chance
+        lo, hi = cands[0], cands[-1]
+        init = {_log_nearest(cands, lo * (hi / lo) ** (k / (n_initial - 1))) for k in range(n_initial)}
+        searches.append(_Search(p["make_specs"], p["op"], cands, chance, widths=sorted(init)))
+    for _ in range(max_rounds + 1):
+        new = [(s, w) for s in searches if not s.done for w in s.widths if w not in s.records]
+        if new:
+            per = [(s, w, s.make_specs(w)) for s, w in new]
+            recs = run_specs([x for _, _, specs in per for x in specs], root, **run_kw)
+            by_key = {r["key"]: r for r in recs}
+            for s, w, specs in per:
+                s.records[w] = [by_key[x.key()] for x in specs]
+        for s in searches:
+            if s.done:
+                continue
+            means = {w: _mean_acc(s.records[w], s.op, metric) for w in s.widths}
+            s.kind, s.bracket, s.threshold = learned_bracket(means, chance=s.chance, level=level)
+            if s.kind != "bracket" or s.rounds >= max_rounds:
+                s.done = True  # a bound (nothing to refine), or out of rounds
+                continue
+            a, b = s.bracket
+            inside = [c for c in s.candidates if a < c < b]
+            if not inside or b / a <= ratio:
+                s.done = True
+                continue
+            s.widths = sorted(s.widths + [_log_nearest(inside, math.sqrt(a * b))])
+            s.rounds += 1
+        if all(s.done for s in searches):
+            break
+    out = []
+    for s in searches:
+        means = {w: _mean_acc(s.records[w], s.op, metric) for w in s.widths}
+        out.append(AdaptiveResult(op=s.op, kind=s.kind, bracket=s.bracket, widths=tuple(s.widths),
+                                  means=means, threshold=s.threshold, chance=s.chance, rounds=s.rounds,
+                                  records=tuple(r for w in s.widths for r in s.records[w])))
+    return out
 
 
 def adaptive_widths(
@@ -312,59 +632,62 @@ def adaptive_widths(
     root,
     *,
     op: str,
-    lo: int,
-    hi: int,
-    n_initial: int = 3,
-    ratio: float = 1.3,
-    threshold: float = 0.8,
+    lo: int | None = None,
+    hi: int | None = None,
+    candidates=None,
     multiple: int = 2,
-    max_rounds: int = 4,
-    **run_kw,
-) -> tuple[list[int], list[dict]]:
+    chance: float | None = None,
+    **kw,
+) -> AdaptiveResult:
     """Refine around the learning transition instead of training a full grid of widths.
 
-    ``make_specs(width) -> list[RunSpec]`` gives the runs (seeds, mixes) at one width.  Start with
-    ``n_initial`` widths spaced geometrically in ``[lo, hi]``; after each round find the bracket
-    where the mean accuracy on ``op`` first reaches ``threshold`` times the best mean seen, and add
-    the geometric midpoint of the bracket (rounded to a multiple of ``multiple``) until the bracket
-    is narrower than ``ratio`` or nothing new can be added.  Returns (widths trained, records).
+    ``make_specs(width) -> list[RunSpec]`` gives the runs (seeds) at one width.  The widths allowed
+    are ``candidates`` (e.g. a sweep's grid), or every multiple of ``multiple`` in ``[lo, hi]``.
+    Start with ``n_initial`` of them spaced geometrically from the smallest to the largest; after
+    each round find the first width whose mean accuracy on ``op`` counts as learned
+    (:func:`learned_bracket`: ``level`` x the best mean, or x 1.0 when nothing really learns) and
+    add the allowed width nearest the geometric midpoint of the bracket below it, until the
+    bracket is no wider than ``ratio``, no allowed width is left inside it, or ``max_rounds``
+    refinements were made.  Nothing learned: ``"above"``; learned at the smallest: ``"below"``;
+    no further widths are trained in either case.  Runs go through :func:`run_specs` (the run
+    cache: a width trained before is not trained again).
     """
-    check_int("lo", lo, lo=2)
-    check_int("hi", hi, lo=lo + 1)
-    check_int("n_initial", n_initial, lo=2)
-
-    def rnd(w):
-        return max(multiple, int(round(w / multiple)) * multiple)
-
-    widths = sorted({rnd(lo * (hi / lo) ** (i / (n_initial - 1))) for i in range(n_initial)})
-    records: dict[int, list[dict]] = {}
-    for _ in range(max_rounds + 1):
-        new = [w for w in widths if w not in records]
-        if new:
-            specs = [s for w in new for s in make_specs(w)]
-            recs = run_specs(specs, root, **run_kw)
-            for w in new:
-                keys = {s.key() for s in make_specs(w)}
-                records[w] = [r for r in recs if r["key"] in keys]
-        means = {w: _mean_acc(records[w], op) for w in widths}
-        best = max(means.values())
-        above = [w for w in widths if means[w] >= threshold * best]
-        first = min(above)
-        below = [w for w in widths if w < first]
-        if not below:
-            break
-        a = max(below)
-        if first / a <= ratio:
-            break
-        mid = rnd(math.sqrt(a * first))
-        if mid in widths or mid <= a or mid >= first:
-            break
-        widths = sorted(widths + [mid])
-    return widths, [r for w in widths for r in records[w]]
+    if candidates is None:
+        if lo is None or hi is None:
+            raise ValueError("give 'candidates' or both 'lo' and 'hi'")
+        check_int("lo", lo, lo=2)
+        check_int("hi", hi, lo=lo + 1)
+        check_int("multiple", multiple, lo=1)
+        first = -(-lo // multiple) * multiple
+        candidates = list(range(max(first, multiple), hi + 1, multiple))
+    return adaptive_search([{"make_specs": make_specs, "op": op, "candidates": candidates, "chance": chance}],
+                           root, **kw)[0]
 
 
-def _mean_acc(records: list[dict], op: str) -> float:
-    vals = [r["metrics"]["per_op"][op]["gen_acc"] for r in records if op in r["metrics"].get("per_op", {})]
+def adaptive_sweep(sweep: Sweep, root, *, op: str | None = None, **kw) -> list[AdaptiveResult]:
+    """An adaptive width search for every task mix and size of ``sweep`` over its grid widths.
+
+    Each mix tracks ``op`` if it contains it, else its first operation.  Only runs of the sweep's
+    own grid are trained, so a later full ``run_sweep`` reuses them through the cache.
+    """
+    if op is not None:
+        in_mixes = sorted({o for m in sweep.mixes for o in m})
+        if op not in in_mixes:
+            raise ValueError(f"'adaptive_op' must be an operation of one of the sweep's mixes "
+                             f"({', '.join(in_mixes)}); got {op!r}")
+    cells: dict = {}
+    for s in sweep.specs:
+        cells.setdefault(s.task, {}).setdefault(s.arch.n_embed, []).append(s)
+    problems = []
+    for task, by_width in cells.items():
+        track = op if op is not None and op in task.ops else task.ops[0]
+        problems.append({"make_specs": (lambda w, m=by_width: m[w]), "op": track,
+                         "candidates": sorted(by_width)})
+    return adaptive_search(problems, root, **kw)
+
+
+def _mean_acc(records: list[dict], op: str, metric: str = "gen_acc") -> float:
+    vals = [r["metrics"]["per_op"][op][metric] for r in records if op in r["metrics"].get("per_op", {})]
     return sum(vals) / len(vals) if vals else 0.0
 
 
@@ -397,30 +720,66 @@ def summary_rows(records: list[dict]) -> list[tuple]:
     return rows
 
 
-def cmd_sweep(a) -> int:
-    sweep = load_sweep(a.sweep, a.preset)
-    root = a.results
-    todo = pending(sweep, root) if not a.force else list(sweep.specs)
-    print(f"sweep {sweep.name} ({sweep.preset}): {len(sweep)} runs, {len(todo)} to train -> {root}")
-    records = run_sweep(sweep, root, workers=a.workers, scheduler=a.scheduler, local_cluster=a.local_cluster,
-                        device=a.device, threads=a.threads, force=a.force, progress=not a.no_progress)
+def _print_table(records: list[dict]) -> None:
     print(f"{'mix':<16} {'n':>4} {'width':>6} {'params':>8} {'seeds':>5}  mean gen_acc per op")
     for mix, size, w, p, n, cells in summary_rows(records):
         print(f"{mix:<16} {size:>4} {w:>6} {p:>8} {n:>5}  {cells}")
+
+
+def cmd_sweep(a) -> int:
+    sweep = load_sweep(a.sweep, a.preset)
+    root = os.path.abspath(a.results)
+    kw = dict(workers=a.workers, scheduler=a.scheduler, local_cluster=a.local_cluster, device=a.device,
+              threads=a.threads, force=a.force, progress=not a.no_progress)
+    if a.adaptive:
+        before = {s.key() for s in sweep.specs} - {s.key() for s in pending(sweep, root)}
+        print(f"sweep {sweep.name} ({sweep.preset}), adaptive widths within {list(sweep.widths)}: "
+              f"{len(sweep)} runs in the full grid, {len(before)} already trained -> {root}")
+        results = adaptive_sweep(sweep, root, op=a.adaptive_op, **kw)
+        records = list({r["key"]: r for res in results for r in res.records}.values())
+        _print_table(records)
+        print(f"{'mix':<16} {'op':<5} {'widths trained':<22} result")
+        for res in results:
+            mix = "+".join(res.records[0]["spec"]["task"]["ops"])
+            print(f"{mix:<16} {res.op:<5} {','.join(map(str, res.widths)):<22} {res.describe()}")
+        print(f"adaptive: {len(records)} of the grid's {len(sweep)} runs needed")
+        return 0
+    todo = _unique(sweep.specs) if a.force else pending(sweep, root)
+    print(f"sweep {sweep.name} ({sweep.preset}): {len(sweep)} runs, {len(todo)} to train -> {root}")
+    records = run_sweep(sweep, root, **kw)
+    _print_table(records)
     return 0
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("sweep", help="train every run of a sweep file (resumable)")
+    p = sub.add_parser(
+        "sweep", help="train every run of a sweep file (resumable)",
+        description="Train the runs of a sweep file that have no record yet, stacked by width. "
+                    "Records are written atomically as each stack finishes; re-running trains only "
+                    "what is missing.")
     p.add_argument("sweep", help="a params/sweeps/*.yaml file")
     p.add_argument("--preset", default="quick", help="smoke | quick | paper")
     p.add_argument("--results", default="results", help="results root (records under runs/)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (or LocalCluster workers)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (or LocalCluster workers); default: one per CPU core, at most "
+                        "one per stacked job, each with one thread (the fastest measured, "
+                        "benchmarks/README.md); 1 on a CUDA device")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    g.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address, e.g. tcp://host:8786. Workers write the records "
+                        "themselves: the results root (made absolute here) must be on a filesystem "
+                        "every worker shares at the same path; a missing record is an error")
     g.add_argument("--local-cluster", action="store_true", help="run on a Dask LocalCluster here")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
-    p.add_argument("--force", action="store_true", help="retrain runs that already have records")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default 1)")
+    p.add_argument("--force", action="store_true",
+                   help="retrain runs that already have records; each record is replaced as its run "
+                        "finishes (nothing is deleted first, so an interrupted --force keeps every run)")
+    p.add_argument("--adaptive", action="store_true",
+                   help="adaptive width search: train a few of the grid's widths per mix and refine "
+                        "only around the learning transition (not learned anywhere: a bound)")
+    p.add_argument("--adaptive-op", default=None,
+                   help="operation whose transition --adaptive tracks in mixes that contain it "
+                        "(default: each mix's first operation)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sweep)

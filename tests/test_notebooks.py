@@ -180,6 +180,109 @@ def test_empty_preset_file_means_no_overrides(tmp_params):
     assert N.load_preset(stem, "quick") == {}
 
 
+# -- (e) impossible values fail on load, naming the file, the key and what is allowed ----------
+
+REAL_SWEEPS = N.PARAMS_DIR / "sweeps"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_defaults_satisfy_the_value_rules(path):
+    """The rule table agrees with every notebook's own defaults."""
+    N.check_values(N.notebook_parameters(path), {}, path.stem, path.name)
+
+
+@pytest.fixture
+def params_with_sweeps(tmp_params):
+    import shutil
+
+    shutil.copytree(REAL_SWEEPS, tmp_params / "sweeps")
+    return tmp_params
+
+
+@pytest.mark.parametrize(
+    "stem, values, expect",
+    [
+        ("02_learning_transition", {"workers": 0}, "parameter 'workers' must be an integer >= 1; got 0"),
+        ("02_learning_transition", {"n_boot": 10}, "parameter 'n_boot' must be an integer >= 50; got 10"),
+        ("02_learning_transition", {"sweep_preset": "huge"},
+         "parameter 'sweep_preset' must be one of smoke, quick, paper; got 'huge'"),
+        ("02_learning_transition", {"sweep": "nope"},
+         "parameter 'sweep' must be the name of a sweep file in {sweeps} (controls, joint_training, "
+         "permutations, prime_modulus, single_task, transfer); got 'nope' (no nope.yaml)"),
+        ("02_learning_transition", {"ops": ["MAX", "FOO"]}, "parameter 'ops' must be a list of operations of MAX, MIN"),
+        ("02_learning_transition", {"ops": []}, "parameter 'ops' must list at least one operation of MAX"),
+        ("02_learning_transition", {"level": 1.0}, "parameter 'level' must be in (0.0, 1.0); got 1.0"),
+        ("02_learning_transition", {"device": "gpu"}, "parameter 'device' must be one of auto, cpu, cuda; got 'gpu'"),
+        ("03_joint_training", {"prime_sweep": "nope"}, "parameter 'prime_sweep' must be the name of a sweep file"),
+        ("03_joint_training", {"target": "add"}, "parameter 'target' must be an operation of MAX, MIN"),
+        ("06_embeddings", {"threads": 0}, "parameter 'threads' must be an integer >= 1; got 0"),
+        ("06_embeddings", {"min_acc": 1.5}, "parameter 'min_acc' must be in [0.0, 1.0]; got 1.5"),
+        ("07_attention_vs_ffn", {"metric": "loss"}, "parameter 'metric' must be one of gen_acc, tf_acc; got 'loss'"),
+        ("08_output_structure", {"extra_sweeps": ["controls", "nope"]},
+         "parameter 'extra_sweeps' must be a list of sweep file names"),
+        ("08_output_structure", {"moduli": [1, 10]},
+         "parameter 'moduli' must be a non-empty list; item 0 must be an integer from 2 to 200; got 1"),
+        ("01_tasks", {"n_examples": 51}, "parameter 'n_examples' must be an integer from 0 to 50; got 51"),
+        ("09_icl_function_classes", {"steps": 2}, "parameter 'steps' must be an integer >= 3; got 2"),
+        ("09_icl_function_classes", {"preset": "huge"}, "parameter 'preset' must be one of smoke, quick, paper"),
+        ("09_icl_function_classes", {"seeds": []}, "parameter 'seeds' must be a non-empty list; got []"),
+        ("09_icl_function_classes", {"other_seeds": [0, -2]},
+         "parameter 'other_seeds' must be a non-empty list; item 1 must be an integer >= 0; got -2"),
+        ("09_icl_function_classes", {"lr": 0.0}, "parameter 'lr' must be in (0.0, inf]; got 0.0"),
+    ],
+)
+def test_impossible_values_fail_on_load(params_with_sweeps, stem, values, expect):
+    f = _preset(params_with_sweeps, stem, values)
+    with pytest.raises(ValueError) as e:
+        N.load_preset(stem, "smoke")
+    msg = str(e.value)
+    assert msg.startswith(f"{f}: "), msg
+    assert expect.format(sweeps=params_with_sweeps / "sweeps") in msg
+
+
+def test_possible_values_pass(params_with_sweeps):
+    ok = {"02_learning_transition": {"workers": 2, "n_boot": 50, "sweep": "joint_training", "ops": ["ADD"]},
+          "05_permutations": {"target": "SGN"},
+          "08_output_structure": {"extra_sweeps": [], "moduli": [7]},
+          "09_icl_function_classes": {"n_boot": 10, "n_mask": 0}}
+    for stem, values in ok.items():
+        _preset(params_with_sweeps, stem, values)
+        assert N.load_preset(stem, "smoke") == values
+
+
+def test_sweep_preset_must_be_one_the_sweep_defines(params_with_sweeps):
+    (params_with_sweeps / "sweeps" / "only_smoke.yaml").write_text(yaml.safe_dump(
+        {"name": "only_smoke", "grid": {"mixes": [["ADD"]], "widths": [8], "seeds": [0]},
+         "presets": {"smoke": {}}}))
+    stem = "02_learning_transition"
+    f = _preset(params_with_sweeps, stem, {"sweep": "only_smoke", "sweep_preset": "paper"})
+    with pytest.raises(ValueError, match=r"parameter 'sweep_preset' must be a preset that sweep 'only_smoke' "
+                                         r"defines \(smoke\); got 'paper'") as e:
+        N.load_preset(stem, "smoke")
+    assert str(f) in str(e.value)
+    # the notebook's default sweep_preset ('quick') is checked against a new sweep too
+    _preset(params_with_sweeps, stem, {"sweep": "only_smoke"})
+    with pytest.raises(ValueError, match=r"parameter 'sweep_preset' \(the notebook default\) must be a preset"):
+        N.load_preset(stem, "smoke")
+    _preset(params_with_sweeps, stem, {"sweep": "only_smoke", "sweep_preset": "smoke"})
+    assert N.load_preset(stem, "smoke")["sweep_preset"] == "smoke"
+
+
+def test_rules_for_sweep_like_names():
+    assert N.rule_for("03_joint_training", "joint_sweep").kind == "sweep"
+    assert N.rule_for("08_output_structure", "extra_sweeps").kind == "sweeps"
+    assert N.rule_for("09_icl_function_classes", "n_boot").lo == 1
+    assert N.rule_for("02_learning_transition", "n_boot").lo == 50
+    assert N.rule_for("02_learning_transition", "results_dir") is None
+
+
+def test_extra_params_are_value_checked(tiny_project, monkeypatch):
+    monkeypatch.setitem(N.PARAM_RULES, "n", N.Rule("int", lo=1))
+    with pytest.raises(ValueError, match=r"extra_params: parameter 'n' must be an integer >= 1; got 0"):
+        N.execute_notebook("01_good", "smoke", tiny_project / "out", extra_params={"n": 0})
+    assert not (tiny_project / "out").exists()  # rejected before a kernel started
+
+
 # -- the runner (a real kernel; a few seconds) ---------------------------------------------------
 
 _GOOD = """
