@@ -10,11 +10,14 @@ model generates its own CoT), so a joint model's accuracy "on ADD" is measured o
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from .transition import estimate_transition, reduction_factor
+from .validate import check_float
 
 
 def _mix_of(rec) -> tuple[str, ...]:
@@ -56,6 +59,12 @@ def accuracy_points(records, *, ops, op, size=None, metric: str = "gen_acc", x: 
         xs.append(r["n_params"] if x == "n_params" else r["spec"]["arch"]["n_embed"])
         ys.append(per[op][metric])
         seeds.append(r["spec"]["seed"])
+    pairs = list(zip(xs, seeds))
+    if len(set(pairs)) < len(pairs):
+        dup = sorted({p for p in pairs if pairs.count(p) > 1})[:3]
+        raise ValueError(f"the records hold more than one run of {fmt_mix(ops)} (op {op}, size {size}) at the "
+                         f"same (size, seed): {dup}; pass each run once (unique_records) and select one "
+                         "configuration (another task field, e.g. weights=...)")
     order = np.lexsort((seeds, xs)) if xs else []
     return (np.asarray(xs, float)[order], np.asarray(ys, float)[order], np.asarray(seeds)[order])
 
@@ -68,6 +77,49 @@ def chance_accuracy(records, *, ops, op, size=None) -> float:
     t = sel[0]["spec"]["task"]
     n = t["modulus"] if t["family"] == "listops" else int(np.prod(range(1, t["perm_k"] + 1)))
     return 1.0 / n
+
+
+def known_floor(records, *, ops, op, size=None) -> float | None:
+    """The accuracy floor to fix in the logistic fit (``chance`` of
+    :func:`jointtask_lib.transition.estimate_transition`), or ``None`` to leave it free.
+
+    When ``op``'s outputs are uniform over the n values (ADD, NADD mod n; PMUL in S_k) no answer is
+    more likely than another, so a model that learned nothing scores exactly ``1 / n``
+    (:func:`chance_accuracy`): that is a known floor, and fixing it makes the fit better determined.
+    When the outputs are skewed (MAX, MIN, MED, PROD, SGN, ...), a model can beat ``1 / n`` by always
+    giving the most common answer, so the floor is not known and is fitted.  Uniformity is checked
+    exactly on the two-operand distribution (:func:`jointtask_lib.tasks.output_distribution`; for
+    the group-like uniform ops it is uniform for every number of operands).  ``None`` also when
+    there are no records.
+    """
+    from .tasks import TaskConfig, output_distribution
+
+    sel = select(records, ops=ops, size=size)
+    if not sel:
+        return None
+    task = TaskConfig.from_dict(sel[0]["spec"]["task"])
+    dom = task.domain()
+    p = output_distribution(dom, op, arities=(2,), max_enum=10**9)
+    if np.max(np.abs(p * p.size - 1.0)) > 1e-9:
+        return None
+    return chance_accuracy(records, ops=ops, op=op, size=size)
+
+
+def unique_records(records) -> list[dict]:
+    """``records`` with each run (its ``key``, the hash of its full configuration) once, in first
+    order.  Sweeps share runs through the cache (ADD alone is in several), so concatenating their
+    records repeats runs; a repeated run must not count as an extra seed."""
+    seen, out = set(), []
+    for r in records:
+        if r is None:
+            continue
+        k = r.get("key")
+        if k is None:
+            raise ValueError("every record must have a 'key' (the run's configuration hash)")
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
 
 
 def transition_of(records, *, ops, op, size=None, n_boot: int = 500, **kw):
@@ -201,3 +253,163 @@ def evaluate_on(root, specs, task, *, device: str = "cpu") -> list[dict]:
         seed = s.seed if s.train.data_seed is None else s.train.data_seed
         datas.append(make_datasets(task, s.train.n_train, s.train.n_test, seed)[1])
     return evaluate_stack(model, datas, specs[0].vocab(), specs[0].model_config().block_size)
+
+
+# ------------------------------------------------------------------------------------------------
+# Paper A's comparisons and their expected values
+# ------------------------------------------------------------------------------------------------
+
+#: Paper A's reported reduction factors: (text for the scorecard, number or range for
+#: :func:`jointtask_lib.scorecard.magnitude_check`).  "No benefit" is a factor of 1.
+PAPER_A = {
+    "joint": ("helps: 2-7x fewer parameters overall", (2.0, 7.0)),
+    "prod_composite": ("≈3.6x smaller (composite n)", 3.6),
+    "prod_prime": ("no benefit (prime n)", 1.0),
+    "nadd": ("no benefit", 1.0),
+    "relabelled": ("no benefit (labels disagree with MAX/MED's order)", 1.0),
+    "perm_helper": ("structured auxiliary ops help (2-7x overall)", (2.0, 7.0)),
+    "perm_unrelated": ("no shared primitives: no benefit", 1.0),
+    "transfer": ("~7x smaller (n_embed 48, mod 20)", 7.0),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One reduction-factor comparison: ``op`` trained in ``single`` vs in ``joint``, at ``size``
+    (modulus or k), measured on the runs of sweep ``sweep``.  ``expect`` is paper A's claim
+    ("benefit" or "none"); ``paper_value`` / ``paper_factor`` its text and number
+    (:data:`PAPER_A`); ``id`` the scorecard id (unique)."""
+
+    id: str
+    label: str
+    single: tuple[str, ...]
+    joint: tuple[str, ...]
+    op: str
+    size: int
+    expect: str
+    paper_value: str
+    paper_factor: float | tuple[float, float] | None
+    sweep: str
+
+
+def _listops_expectation(mix, target: str, n: int) -> str:
+    """Which entry of :data:`PAPER_A` applies to ``target`` paired in ``mix`` at modulus ``n``."""
+    from .tables import is_prime
+
+    if target in ("SADD", "RTAB"):
+        return "relabelled"
+    if "NADD" in mix:
+        return "nadd"
+    if "PROD" in mix:
+        return "prod_prime" if is_prime(n) else "prod_composite"
+    return "joint"
+
+
+def _comparison(sweep_name: str, single, mix, op: str, n: int, key: str, label: str) -> Comparison:
+    text, factor = PAPER_A[key]
+    expect = "benefit" if factor != 1.0 else "none"
+    return Comparison(id=f"A-joint-{fmt_mix(mix)}-n{n}", label=label, single=tuple(single), joint=tuple(mix),
+                      op=op, size=n, expect=expect, paper_value=text, paper_factor=factor, sweep=sweep_name)
+
+
+def unique_comparisons(comps) -> list[Comparison]:
+    """``comps`` with each id once (first kept, order kept).  The same claim may come from two
+    sweeps (ADD+PROD mod 10 is both a pairing and the composite half of the prime/composite
+    control); two comparisons with one id but different conditions or expectations raise."""
+    seen: dict[str, Comparison] = {}
+    out = []
+    for c in comps:
+        prev = seen.get(c.id)
+        if prev is None:
+            seen[c.id] = c
+            out.append(c)
+        elif (prev.single, prev.joint, prev.op, prev.size, prev.expect) != (c.single, c.joint, c.op, c.size, c.expect):
+            raise ValueError(f"comparison id {c.id!r} is defined twice with different conditions: {prev} vs {c}")
+    return out
+
+
+def joint_comparisons(joint, controls=None, prime=None, *, target: str = "ADD") -> list[Comparison]:
+    """Notebook 03's comparisons, at every modulus of every sweep (:class:`~jointtask_lib.sweep.Sweep`):
+
+    * ``joint``: ``target`` alone vs each mix containing it (PROD at a prime modulus and NADD are
+      controls where paper A reports no benefit);
+    * ``controls``: SADD and RTAB alone vs paired with other ops (no benefit expected);
+    * ``prime``: ADD alone vs ADD+PROD at each of its moduli, prime (no benefit) or composite (≈3.6x).
+
+    Ids are unique (:func:`unique_comparisons`).
+    """
+    from .tables import is_prime
+
+    comps = []
+    for n in joint.sizes:
+        for m in joint.mixes:
+            if m == (target,) or target not in m:
+                continue
+            kind = f" ({'prime' if is_prime(n) else 'composite'})" if "PROD" in m else ""
+            comps.append(_comparison(joint.name, (target,), m, target, n, _listops_expectation(m, target, n),
+                                     f"{fmt_mix(m)} vs {target}, mod {n}{kind}"))
+    if controls is not None:
+        for base in ("SADD", "RTAB"):
+            for n in controls.sizes:
+                for m in controls.mixes:
+                    if m[0] == base and len(m) > 1:
+                        comps.append(_comparison(controls.name, (base,), m, base, n, "relabelled",
+                                                 f"{fmt_mix(m)} vs {base}, mod {n}"))
+    if prime is not None:
+        for n in prime.sizes:
+            kind = "prime" if is_prime(n) else "composite"
+            comps.append(_comparison(prime.name, ("ADD",), ("ADD", "PROD"), "ADD", n,
+                                     "prod_prime" if kind == "prime" else "prod_composite",
+                                     f"ADD+PROD vs ADD, mod {n} ({kind})"))
+    return unique_comparisons(comps)
+
+
+# ------------------------------------------------------------------------------------------------
+# Accuracy at one width (notebook 04)
+# ------------------------------------------------------------------------------------------------
+
+
+def accuracy_by_seed(records, *, ops, op, width: int, size=None, metric: str = "gen_acc") -> dict:
+    """``{seed: accuracy on op}`` of the runs of mix ``ops`` at ``n_embed == width``."""
+    xs, ys, seeds = accuracy_points(records, ops=ops, op=op, size=size, metric=metric, x="n_embed")
+    return {s.item() if hasattr(s, "item") else s: float(y) for x, y, s in zip(xs, ys, seeds) if x == width}
+
+
+def largest_failing_width(records, *, ops, op, threshold: float, size=None) -> int | None:
+    """The largest width (``n_embed``) at which the mean accuracy over seeds on ``op`` stays below
+    ``threshold`` -- the transition's own criterion (``Transition.threshold`` = level x asymptote):
+    a width below the task's transition.  ``None`` when every width reaches it (nothing fails)."""
+    check_float("threshold", threshold, lo=0.0, hi=1.0)
+    failing = [int(w) for w, mean, _, _ in mean_curve(records, ops=ops, op=op, size=size, x="n_embed")
+               if mean < threshold]
+    return max(failing) if failing else None
+
+
+def seed_mean_ci(values, ci: float = 0.95, *, clip: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """``(mean, lo, hi)`` of a quantity measured once per seed: the Student-t interval
+    ``mean +- t(n-1) * sd / sqrt(n)`` (sd with ``n - 1``).  Seeds are the independent
+    repetitions; with 2 or 3 of them the t quantile (12.7 and 4.3 for 95%) makes the interval wide,
+    which is honest (a bootstrap of the mean would be far too narrow).  One value: ``(v, -inf, inf)``
+    (nothing is known about the spread).  ``clip=(a, b)`` cuts the interval to the range the
+    quantity can take (``(0, 1)`` for an accuracy, ``(-1, 1)`` for a change of accuracy)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"'values' must be a non-empty 1-D sequence of finite numbers; got {values!r}")
+    check_float("ci", ci, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    m = float(v.mean())
+    if v.size == 1:
+        return m, -math.inf, math.inf
+    half = float(stats.t.ppf((1 + ci) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    lo, hi = m - half, m + half
+    if clip is not None:
+        lo, hi = max(lo, clip[0]), min(hi, clip[1])
+    return m, lo, hi
+
+
+def fmt_mean_ci(mci: tuple[float, float, float], digits: int = 3) -> str:
+    m, lo, hi = mci
+    if not math.isfinite(lo):
+        return f"{m:.{digits}f} (one seed: no CI)"
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from .paths import PNG_METADATA, save_figure
 from .tables import dist_axes
@@ -155,33 +156,156 @@ def plot_transition_curves(points: Mapping, transitions: Mapping, *, level: floa
 
 
 def plot_reductions(reductions: Mapping, *, expect: Mapping | None = None, title: str = "") -> Figure:
-    """Reduction factors (single / joint transition) with CIs, one bar per pairing, on a log
-    axis with the no-benefit line at 1.  Bounds are drawn as arrows from the bound.  ``expect``
-    maps a label to "benefit" or "none" (paper A's claim) and colours the bar."""
+    """Reduction factors (single / joint transition) with CIs, one row per pairing, on a log
+    axis with the no-benefit line at 1.
+
+    An estimate is a dot with its CI (an unbounded CI end, ``0`` or ``inf``, is an arrow towards
+    it); a bound (``> x`` / ``< x``, held in ``r.bound``) is a bar at ``x`` with an arrow pointing
+    the way the factor may lie; a missing or ``"inconclusive"`` factor is written as text.
+    ``expect`` maps a label to "benefit" or "none" (paper A's claim) and colours the row."""
     labels = list(reductions)
     fig = Figure(figsize=(6.5, 0.45 * max(3, len(labels)) + 1.0), layout="constrained")
     ax = fig.subplots()
+    xs = [1.0]
+    arrow = 1.6  # how far (factor) an arrow reaches beyond its start
     for i, label in enumerate(labels):
         r = reductions[label]
         color = {"benefit": "C2", "none": "C7"}.get((expect or {}).get(label), "C0")
-        if r is None or r.kind == "inconclusive" or r.value is None:
-            ax.text(1.0, i, "  no estimate", va="center", fontsize=8)
+        if r is None or r.kind == "inconclusive" or (r.kind == "estimate" and r.value is None):
+            ax.text(1.0, i, "  no estimate" if r is None else "  inconclusive", va="center", fontsize=8,
+                    gid="no-estimate")
             continue
         if r.kind == "estimate":
-            lo = r.lo if r.lo and np.isfinite(r.lo) and r.lo > 0 else r.value
-            hi = r.hi if r.hi and np.isfinite(r.hi) else r.value
+            lo = r.lo if r.lo is not None and 0 < r.lo < np.inf else r.value
+            hi = r.hi if r.hi is not None and 0 < r.hi < np.inf else r.value
             ax.errorbar(r.value, i, xerr=[[r.value - lo], [hi - r.value]], fmt="o", color=color, capsize=3)
+            xs += [lo, hi]
+            for end, unbounded, step in ((lo, r.lo == 0.0, 1 / arrow), (hi, r.hi == np.inf, arrow)):
+                if unbounded:
+                    ax.annotate("", xy=(end * step, i), xytext=(end, i), gid="ci-open",
+                                arrowprops=dict(arrowstyle="->", color=color))
+                    xs.append(end * step)
         else:
-            direction = 1.6 if r.kind == "above" else 1 / 1.6
-            ax.annotate("", xy=(r.value * direction, i), xytext=(r.value, i),
-                        arrowprops=dict(arrowstyle="->", color=color))
-            ax.plot(r.value, i, "|", color=color, ms=12)
+            step = arrow if r.kind == "above" else 1 / arrow
+            ax.annotate("", xy=(r.bound * step, i), xytext=(r.bound, i), gid=f"bound-{r.kind}",
+                        arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+            ax.plot(r.bound, i, "|", color=color, ms=12, mew=2)
+            xs += [r.bound, r.bound * step]
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
+    ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
     ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
+    ax.set_ylim(len(labels) - 0.5 if labels else 0.5, -0.5)
     ax.set_xlabel("reduction factor (transition alone / transition joint)")
     ax.grid(alpha=0.3, axis="x")
     if title:
         ax.set_title(title)
     return fig
+
+
+def plot_transition_scaling(by_size: Mapping, *, xlabel: str = "modulus n", title: str = "") -> Figure:
+    """How each transition moves with the task size: ``by_size[size][label]`` is a
+    :class:`~jointtask_lib.transition.Transition` (or ``None``).  One line per label on log-log
+    axes; an estimate is a dot with its CI, a bound a bar with an arrow (up: "> largest size
+    tried", down: "< smallest").  The dashed grey line grows like ``size`` (slope 1), for
+    judging sub-linear growth by eye."""
+    sizes = sorted(by_size)
+    labels: list = []
+    for size in sizes:
+        labels += [k for k in by_size[size] if k not in labels]
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.subplots()
+    ests = []
+    for k, label in enumerate(labels):
+        color = f"C{k % 10}"
+        xs, ys = [], []
+        for size in sizes:
+            t = by_size[size].get(label)
+            if t is None:
+                continue
+            if t.kind == "estimate":
+                lo = t.lo if t.lo is not None else t.value
+                hi = t.hi if t.hi is not None else t.value
+                ax.errorbar(size, t.value, yerr=[[t.value - lo], [hi - t.value]], fmt="o", color=color, capsize=3)
+                for end, kind, step in ((lo, t.lo_kind, 1 / 1.5), (hi, t.hi_kind, 1.5)):
+                    if kind in ("above", "below"):  # a CI end that is itself a bound: open that side
+                        ax.annotate("", xy=(size, end * step), xytext=(size, end), gid="ci-open",
+                                    arrowprops=dict(arrowstyle="->", color=color))
+                xs.append(size)
+                ys.append(t.value)
+                ests.append((size, t.value))
+            else:
+                step = 1.5 if t.kind == "above" else 1 / 1.5
+                ax.plot(size, t.bound, "_", color=color, ms=12, mew=2)
+                ax.annotate("", xy=(size, t.bound * step), xytext=(size, t.bound), gid=f"bound-{t.kind}",
+                            arrowprops=dict(arrowstyle="->", color=color))
+                ax.plot([size], [t.bound * step], alpha=0.0)  # keep the arrow head in view
+        ax.plot(xs, ys, "-", color=color, lw=1.2, label=str(label))
+    if ests:
+        gx = math.exp(np.mean([math.log(x) for x, _ in ests]))
+        gy = math.exp(np.mean([math.log(y) for _, y in ests]))
+        grid = np.array([min(sizes), max(sizes)], float)
+        ax.plot(grid, gy * grid / gx, "--", color="0.5", lw=1.0, label="∝ size (slope 1)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(sizes, [str(x) for x in sizes])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("transition (parameters)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Interactive curve view (ipywidgets; only built when a notebook's `interactive` is true)
+# ------------------------------------------------------------------------------------------
+
+
+def explorer_figure(groups: Mapping, group, label, *, level: float = 0.8) -> Figure:
+    """The figure :func:`curve_explorer` shows: one panel of :func:`plot_transition_curves` for
+    curve ``label`` of ``group``.  ``groups[group] = (points, transitions)``, each keyed by label."""
+    if group not in groups:
+        raise ValueError(f"'group' must be one of {', '.join(map(str, groups))}; got {group!r}")
+    points, transitions = groups[group]
+    if label not in points:
+        raise ValueError(f"'label' must be one of {', '.join(map(str, points))}; got {label!r}")
+    return plot_transition_curves({label: points[label]}, {label: transitions.get(label)}, level=level,
+                                  ncols=1, title=f"{group}")
+
+
+def curve_explorer(groups: Mapping, *, level: float = 0.8):
+    """A widget: pick a group (e.g. a modulus) and a curve (an operation or a training mix) and
+    see its accuracy-vs-size points, fitted curve and transition (:func:`explorer_figure`).
+    ``groups[group] = (points, transitions)``: the inputs of :func:`plot_transition_curves`."""
+    import ipywidgets as w
+    from IPython.display import Image, clear_output, display
+
+    if not groups or not all(points for points, _ in groups.values()):
+        raise ValueError("'groups' must hold at least one group, each with at least one curve")
+    first = next(iter(groups))
+    group = w.Dropdown(options=list(groups), value=first, description="group")
+    label = w.Dropdown(options=list(groups[first][0]), description="curve")
+    out = w.Output()
+
+    def update(*_):
+        if label.value not in groups[group.value][0]:
+            return
+        fig = explorer_figure(groups, group.value, label.value, level=level)
+        with out:
+            clear_output(wait=True)
+            display(Image(data=figure_png(fig)))
+
+    def regroup(*_):
+        opts = list(groups[group.value][0])
+        keep = label.value if label.value in opts else opts[0]
+        label.options = opts
+        label.value = keep
+        update()
+
+    group.observe(regroup, names="value")
+    label.observe(update, names="value")
+    update()
+    return w.VBox([w.HBox([group, label]), out])

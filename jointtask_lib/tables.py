@@ -258,3 +258,20 @@ def reduction_table(reductions: dict, expect: dict | None = None) -> str:
     for label, r in reductions.items():
         rows.append([label, (expect or {}).get(label, ""), r.describe() if r is not None else "n/a"])
     return format_table(["comparison", "paper A expects", "reduction factor"], rows)
+
+
+def transition_matrix(by_size: dict, *, size_name: str = "n", label: str = "op") -> str:
+    """Transitions side by side: one row per operation (or mix), one column per task size.
+    ``by_size[size][name]`` is a :class:`~jointtask_lib.transition.Transition` (or ``None``)."""
+    sizes = list(by_size)
+    names: list = []
+    for size in sizes:
+        names += [k for k in by_size[size] if k not in names]
+    rows = []
+    for name in names:
+        row = [name]
+        for size in sizes:
+            t = by_size[size].get(name)
+            row.append("n/a" if t is None else t.describe())
+        rows.append(row)
+    return format_table([label] + [f"{size_name} = {size}" for size in sizes], rows)

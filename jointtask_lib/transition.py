@@ -106,9 +106,18 @@ The estimator, step by step
 5. **Reduction factor.**  :func:`reduction_factor` estimates both transitions, divides, and
    bootstraps the ratio with independent seed resampling in each condition (or the same seed
    draws for both with ``paired=True``, when seed ``k`` means the same thing in both runs).
-   Bounds propagate: if the single-task run is ``> X`` and the joint run is an estimate ``J``, the
-   factor is ``> X / J``; if both are bounds in the same direction the result is
-   ``"inconclusive"``.  The CI of the ratio uses the expanded correction of the condition with
+   Bounds propagate, conservatively: each transition is replaced by the whole range it is known
+   to lie in -- ``> X`` by ``(X, inf)``, ``< X`` by ``(0, X)``, an estimate by its CI
+   ``[lo, hi]`` (a CI end that is itself a bound opens that side: ``0`` or ``inf``; without a
+   CI, the point estimate) -- and the factor gets the bound that holds for *every* pair of
+   values in the two ranges.  So if the single-task run is ``> X`` and the joint run an estimate
+   ``J [J_lo, J_hi]``, the factor is ``> X / J_hi`` (not ``X / J``: the joint transition may be as
+   large as ``J_hi``); if ``J_hi`` is itself a bound ("> largest size tried"), the joint model may
+   not have learned within the sizes tried either, and the factor is ``"inconclusive"``.  Likewise
+   single ``= S [S_lo, S_hi]``, joint ``< Y`` gives ``> S_lo / Y``; single ``< X``, joint ``J``
+   gives ``< X / J_lo``; single ``S``, joint ``> Y`` gives ``< S_hi / Y``; and both bounds in the
+   same direction give ``"inconclusive"`` (``reason`` says why).  The CI of the ratio uses the
+   expanded correction of the condition with
    fewer seeds.  A replicate where both are bounds in the same direction says nothing about
    the ratio; it is counted as ``-inf`` for the lower CI end and ``+inf`` for the upper one (it
    can only widen the interval).
@@ -146,6 +155,8 @@ __all__ = [
     "transition_point",
     "estimate_transition",
     "reduction_factor",
+    "Exponent",
+    "scaling_exponent",
 ]
 
 DEFAULT_LEVEL = 0.8
@@ -277,9 +288,11 @@ class Reduction:
 
     ``kind``: ``"estimate"`` (``value`` with CI ``lo``/``hi``; an unbounded CI end is ``0.0`` or
     ``inf``), ``"above"`` (factor ``> bound``), ``"below"`` (factor ``< bound``) or
-    ``"inconclusive"`` (both transitions are bounds in the same direction).  ``single`` and
+    ``"inconclusive"`` (both transitions are bounds in the same direction, or the CI of the
+    estimated one reaches the bound of the other; ``reason`` says which).  ``single`` and
     ``joint`` are the two transitions.  ``frac_indeterminate`` is the share of bootstrap
-    replicates where both were bounds in the same direction.
+    replicates where both were bounds in the same direction.  A bound is conservative: it uses
+    the CI of the estimated transition (see the module docstring).
     """
 
     value: float | None
@@ -294,24 +307,28 @@ class Reduction:
     paired: bool = False
     frac_indeterminate: float | None = None
     notes: tuple[str, ...] = ()
+    reason: str = ""
 
-    def describe(self) -> str:
-        """``"4.02 [2.91, 5.60]"``, ``"> 3.10 (single-task not learned ...)"``, ``"inconclusive (...)"``."""
+    def describe(self, labels: tuple[str, str] = ("single-task", "joint")) -> str:
+        """``"4.02 [2.91, 5.60]"``, ``"> 3.10 (single-task not learned ...)"``, ``"inconclusive (...)"``.
+
+        ``labels`` name the two conditions in the reasons (numerator first), e.g.
+        ``("joint", "continual")`` for a factor transition(joint) / transition(continual)."""
         s, j = self.single.kind, self.joint.kind
+        ls, lj = labels
         if self.kind == "estimate":
             text = _fmt_factor(self.value)
             if self.lo is not None and self.hi is not None:
                 text += f" [{_fmt_factor(self.lo)}, {_fmt_factor(self.hi)}]"
             return text
-        why = {
-            "above": "single-task not learned within sizes tried",
-            "below": "single-task learned at the smallest size tried",
-        }
-        why_j = {
-            "above": "joint not learned within sizes tried",
-            "below": "joint learned at the smallest size tried",
-        }
-        reasons = "; ".join(r for r in (why.get(s), why_j.get(j)) if r)
+        why = {"above": "{} not learned within sizes tried", "below": "{} learned at the smallest size tried"}
+        reason = self.reason
+        for default, name in (("single-task ", ls), ("joint ", lj)):
+            if reason.startswith(default):
+                reason = name + " " + reason[len(default):]
+                break
+        reasons = "; ".join(r for r in (why[s].format(ls) if s in why else "",
+                                        why[j].format(lj) if j in why else "", reason) if r)
         if self.kind == "inconclusive":
             return f"inconclusive ({reasons})"
         sign = ">" if self.kind == "above" else "<"
@@ -971,6 +988,7 @@ def reduction_factor(
 
     notes: list[str] = []
     lo = hi = value = bound = frac_ind = None
+    reason = ""
     n_used = 0
     if ts.kind == "estimate" and tj.kind == "estimate":
         kind, value = "estimate", ts.value / tj.value
@@ -993,23 +1011,148 @@ def reduction_factor(
     elif ts.kind == tj.kind:
         kind = "inconclusive"
     else:
-        # Transition intervals: "above" (bound, inf), "below" (0, bound), estimate [v, v].
-        s_lo, s_hi = _interval(ts)
-        j_lo, j_hi = _interval(tj)
-        if ts.kind == "above" or tj.kind == "below":  # single surely >= s_lo, joint <= j_hi
-            kind, bound = "above", s_lo / j_hi
-        else:  # single <= s_hi, joint >= j_lo
-            kind, bound = "below", s_hi / j_lo
+        kind, bound, reason, more = _propagate_bounds(ts, tj)
+        notes += more
     notes += [f"single: {n}" for n in ts.notes] + [f"joint: {n}" for n in tj.notes]
     return Reduction(
         value=value, lo=lo, hi=hi, kind=kind, bound=bound, single=ts, joint=tj, ci=p.ci, n_boot=n_used,
-        paired=paired, frac_indeterminate=frac_ind, notes=tuple(notes),
+        paired=paired, frac_indeterminate=frac_ind, notes=tuple(notes), reason=reason,
     )
 
 
 def _interval(t: Transition) -> tuple[float, float]:
+    """The range a transition is known to lie in: ``(bound, inf)`` for "above", ``(0, bound)`` for
+    "below", the CI for an estimate (a CI end that is a bound opens that side to ``0`` / ``inf``;
+    without a CI, the point estimate on both sides)."""
     if t.kind == "above":
         return t.bound, math.inf
     if t.kind == "below":
         return 0.0, t.bound
-    return t.value, t.value
+    lo = t.value if t.lo is None else (0.0 if t.lo_kind == "below" else t.lo)
+    hi = t.value if t.hi is None else (math.inf if t.hi_kind == "above" else t.hi)
+    return lo, hi
+
+
+def _propagate_bounds(ts: Transition, tj: Transition) -> tuple[str, float | None, str, list[str]]:
+    """(kind, bound, reason, notes) of the factor when exactly one transition is a bound, or the
+    two are bounds in opposite directions (the rule is in the module docstring)."""
+    s_lo, s_hi = _interval(ts)
+    j_lo, j_hi = _interval(tj)
+    notes = [f"no CI for the {name} transition: the bound uses its point estimate"
+             for name, t in (("single", ts), ("joint", tj)) if t.kind == "estimate" and t.lo is None]
+    if ts.kind == "above" or tj.kind == "below":  # factor >= s_lo / j_hi
+        if j_hi == math.inf:
+            return "inconclusive", None, "joint CI reaches beyond the largest size tried", notes
+        if s_lo == 0.0:
+            return "inconclusive", None, "single-task CI reaches below the smallest size tried", notes
+        return "above", s_lo / j_hi, "", notes
+    # ts below or tj above: factor <= s_hi / j_lo
+    if j_lo == 0.0:
+        return "inconclusive", None, "joint CI reaches below the smallest size tried", notes
+    if s_hi == math.inf:
+        return "inconclusive", None, "single-task CI reaches beyond the largest size tried", notes
+    return "below", s_hi / j_lo, "", notes
+
+
+# ----------------------------------------------------------------------------------------------
+# How a transition moves with the task size (modulus n, or k of S_k)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """Slope ``b`` of ``log transition = a + b log x`` across task sizes ``x`` (e.g. moduli):
+    ``b < 1`` means the transition grows sub-linearly with ``x``.  ``used`` are the sizes whose
+    transitions entered the fit (estimates only); ``skipped`` pairs every other size with why
+    (a bound, or no transition).  ``lo``/``hi``: the bootstrap CI (``-inf``/``inf`` when
+    indeterminate replicates reach that end), ``None`` without replicates."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+    used: tuple[float, ...]
+    skipped: tuple[tuple[float, str], ...]
+    ci: float = 0.95
+    n_boot: int = 0
+    frac_indeterminate: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.value is None:
+            return "n/a (" + "; ".join(self.notes) + ")"
+        text = f"{self.value:.2f}"
+        if self.lo is not None and self.hi is not None:
+            text += f" [{_fmt_slope(self.lo)}, {_fmt_slope(self.hi)}]"
+        if self.skipped:
+            text += " (without " + ", ".join(f"{x:g}: {why}" for x, why in self.skipped) + ")"
+        return text
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def _fmt_slope(x: float) -> str:
+    return f"{x:g}" if math.isinf(x) else f"{x:.2f}"
+
+
+def scaling_exponent(xs: Any, transitions: Any, *, ci: float = 0.95, ci_method: str = "expanded") -> Exponent:
+    """The exponent ``b`` of ``transition ~ x**b`` over task sizes ``xs`` (one
+    :class:`Transition` -- or ``None`` -- per size), by least squares on log-log axes.
+
+    Only estimates enter; a bound (``> largest tried``) or a missing transition is skipped and
+    listed (a skipped bound can move the true exponent either way, so read the value with it).
+    At least two sizes with estimates are needed.  CI: the transitions' own bootstrap replicates,
+    combined index by index (the sizes are independent experiments), refitted; a replicate in
+    which some transition is a bound is indeterminate and counts as ``-inf`` for the lower end and
+    ``+inf`` for the upper (it can only widen the CI, as in :func:`reduction_factor`).  With
+    ``ci_method="expanded"`` each end is widened by the small-sample factor of the condition
+    with the fewest seeds (module docstring, step 4).
+    """
+    check_float("ci", ci, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    check_choice("ci_method", ci_method, CI_METHODS)
+    xs = [check_float("xs", x, lo=0.0, lo_open=True) for x in xs]
+    transitions = list(transitions)
+    if len(xs) != len(transitions):
+        raise ValueError(f"'xs' and 'transitions' must have equal lengths; got {len(xs)} and {len(transitions)}")
+    used, skipped = [], []
+    for x, t in zip(xs, transitions):
+        if t is None:
+            skipped.append((x, "no transition"))
+        elif t.kind != "estimate":
+            skipped.append((x, t.describe()))
+        else:
+            used.append((x, t))
+    notes: list[str] = []
+    if len({x for x, _ in used}) < 2:
+        notes.append(f"{len(used)} size(s) with an estimated transition; at least 2 are needed")
+        return Exponent(None, None, None, tuple(x for x, _ in used), tuple(skipped), ci, notes=tuple(notes))
+    lx = np.log([x for x, _ in used])
+    value = float(np.polyfit(lx, np.log([t.value for _, t in used]), 1)[0])
+    reps = [np.asarray(t.replicates, dtype=float) for _, t in used]
+    n_rep = min(r.size for r in reps)
+    lo = hi = frac = None
+    n_used = 0
+    if n_rep:
+        R = np.stack([r[:n_rep] for r in reps], axis=1)  # (n_rep, n_sizes)
+        R = R[~np.isnan(R).any(axis=1)]
+        n_used = int(R.shape[0])
+    if n_used:
+        ind = ~(np.isfinite(R) & (R > 0)).all(axis=1)
+        frac = float(ind.mean())
+        with np.errstate(divide="ignore"):
+            LR = np.log(np.where(ind[:, None], 1.0, R))
+        xc = lx - lx.mean()
+        b = (LR - LR.mean(axis=1, keepdims=True)) @ xc / float(xc @ xc)
+        p = _Params(level=DEFAULT_LEVEL, chance=None, asymptote=None, min_asymptote=0.5, n_boot=n_used,
+                    ci=ci, ci_method=ci_method)
+        if all(t.bootstrap == "seeds" for _, t in used):
+            g = min(t.n_seeds for _, t in used)
+            kappa = _kappa(p, g, g - 1)
+        else:
+            kappa = 1.0
+            notes.append("some transitions used a residual bootstrap: the CI is not widened")
+        lo = float(_ci_logs(np.sort(np.where(ind, -np.inf, b)), p, kappa)[0])
+        hi = float(_ci_logs(np.sort(np.where(ind, np.inf, b)), p, kappa)[1])
+    else:
+        notes.append("no bootstrap replicates: no CI")
+    return Exponent(value, lo, hi, tuple(x for x, _ in used), tuple(skipped), ci, n_used, frac, tuple(notes))

@@ -35,7 +35,6 @@
 # %% tags=["parameters"]
 results_dir = ""
 write_markdown = True
-interactive = False
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -51,10 +50,30 @@ print("verdicts:", ", ".join(scorecard.VERDICTS))
 # %% [markdown]
 # ## The rules behind the verdicts
 #
-# The verdicts are computed by functions in `jointtask_lib/scorecard.py`, never by hand:
+# The verdicts are computed by functions in `jointtask_lib/scorecard.py`, never by hand. Most of
+# paper A's claims are about a **reduction factor** (the transition of a task alone ÷ its
+# transition when trained jointly). All of them are judged by **one rule**, `classify_factor`:
+# take the range the factor is known to lie in — its 95% CI, or, when one of the two transitions
+# is only a bound, the range that bound leaves open (`> 4` is everything above 4) — then
+#
+# * **benefit** if the whole range lies above 1;
+# * **no benefit** if not that, and the whole range lies below 1.5 (the data rule out a benefit
+#   of 1.5× or more — a wide CI around 1 is *not* evidence of no benefit);
+# * **undecided** otherwise.
+#
+# A claim "joint training helps" is *reproduced* on a benefit, *not reproduced* on no benefit; a
+# control "this pairing does not help" the other way round; undecided is *inconclusive* for
+# both. One CI can therefore never confirm both kinds of claim, and a CI that only touches a
+# threshold decides nothing (the comparisons are strict; ties are inconclusive).
+#
+# The verdict is about the **direction**. The paper's **number** (≈3.6×, 2–7×, ~7×) is checked
+# separately (`magnitude_check`): the column *paper's number vs ours* says whether it lies in our
+# CI (or is allowed by our bound), or whether ours is smaller or larger. A benefit can be
+# reproduced and still be smaller than the paper's.
 
 # %%
-for rule in (scorecard.verdict_benefit, scorecard.verdict_no_benefit, scorecard.verdict_greater):
+for rule in (scorecard.classify_factor, scorecard.verdict_benefit, scorecard.verdict_no_benefit,
+             scorecard.magnitude_check, scorecard.verdict_greater, scorecard.verdict_sublinear):
     print(f"{rule.__name__}:\n    " + " ".join(rule.__doc__.split()) + "\n")
 
 # %% [markdown]
@@ -74,3 +93,7 @@ display(Markdown(md))
 #    change from *inconclusive* to *reproduced* or *not reproduced* with more widths and seeds?
 # 2. Open one notebook's claims file (`results/claims/03_joint_training.json`) and trace a row back
 #    to its runs in `results/runs/`: every number here comes from a run you can name.
+# 3. Try the rule on made-up factors: build one with `jointtask_lib.transition.reduction_factor`
+#    from two synthetic accuracy curves (see `tests/test_scorecard.py`) and see how
+#    `scorecard.verdict_benefit` and `scorecard.magnitude_check` judge it as you move the joint
+#    curve left or make it noisier.

@@ -70,3 +70,84 @@ def test_show_figure_outside_ipython_only_saves(dists, tmp_path):
     assert (tmp_path / "figures" / "ent.png").is_file()
     plots.show_figure(plots.plot_normalised_entropy(dists), "ent2", tmp_path, save=False)
     assert not (tmp_path / "figures" / "ent2.png").exists()
+
+
+# -- transition figures with real estimator outputs ------------------------------------------------
+
+
+def _cond(s0, seed, n_seeds=3):
+    """Long-format (sizes, accs, seeds): at chance (s0 None) or a logistic rise at s0, with noise."""
+    sizes = np.logspace(3, 6, 7)
+    s = np.repeat(sizes, n_seeds)
+    seeds = np.tile(np.arange(n_seeds), len(sizes))
+    rng = np.random.default_rng(seed)
+    y = 0.1 if s0 is None else 0.1 + 0.87 / (1 + np.exp(-1.6 * (np.log(s) - np.log(s0))))
+    return s, np.clip(y + rng.normal(0, 0.03, s.size), 0, 1), seeds
+
+
+@pytest.fixture(scope="module")
+def reds():
+    from jointtask_lib.transition import reduction_factor
+
+    kw = dict(n_boot=100, chance=0.1)
+    return {"bound": reduction_factor(_cond(None, 1), _cond(2.5e4, 2), **kw),
+            "estimate": reduction_factor(_cond(1.2e5, 3), _cond(2.5e4, 4), **kw),
+            "failed": reduction_factor(_cond(None, 5), _cond(None, 6), **kw),
+            "upper": reduction_factor(_cond(2.5e4, 7), _cond(None, 8), **kw)}
+
+
+def test_reductions_draw_bounds_as_arrows(reds):
+    assert reds["bound"].kind == "above" and reds["upper"].kind == "below"
+    assert reds["estimate"].kind == "estimate" and reds["failed"].kind == "inconclusive"
+    fig = plots.plot_reductions({**reds, "missing": None}, expect={"bound": "benefit"})
+    (ax,) = fig.axes
+    arrows = {t.get_gid(): t for t in ax.texts if t.get_gid() and t.get_gid().startswith("bound-")}
+    assert set(arrows) == {"bound-above", "bound-below"}
+    assert arrows["bound-above"].xyann[0] == pytest.approx(reds["bound"].bound)
+    assert arrows["bound-above"].xy[0] > reds["bound"].bound  # points towards larger factors
+    assert arrows["bound-below"].xy[0] < reds["upper"].bound
+    words = [t.get_text().strip() for t in ax.texts if t.get_gid() == "no-estimate"]
+    assert words == ["inconclusive", "no estimate"]
+    lo, hi = ax.get_xlim()
+    assert lo < reds["upper"].bound and hi > reds["bound"].bound  # every bound is in view
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["bound", "estimate", "failed", "upper", "missing"]
+    assert _no_pyplot_figures()
+
+
+def test_transition_scaling_figure():
+    from jointtask_lib.transition import estimate_transition
+
+    by_size = {n: {"ADD": estimate_transition(*_cond(2e3 * n, n), chance=0.1, n_boot=50),
+                   "MAX": estimate_transition(*_cond(None if n == 45 else 1e3 * n, n + 1), chance=0.1, n_boot=50)}
+               for n in (10, 20, 45)}
+    fig = plots.plot_transition_scaling(by_size)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "20", "45"]
+    assert [t.get_gid() for t in ax.texts if t.get_gid() != "ci-open"] == ["bound-above"]  # MAX at 45: never
+    assert {ln.get_label() for ln in ax.get_lines()} >= {"ADD", "MAX", "∝ size (slope 1)"}
+
+
+def test_curve_explorer_headless():
+    pytest.importorskip("ipywidgets")
+    from jointtask_lib.transition import estimate_transition
+
+    groups = {}
+    for n in (10, 20):
+        pts = {op: _cond(s0, n) for op, s0 in (("ADD", 4e4), ("MAX", 3e3))}
+        groups[f"mod {n}"] = (pts, {op: estimate_transition(*p, chance=0.1, n_boot=30) for op, p in pts.items()})
+    fig = plots.explorer_figure(groups, "mod 20", "MAX")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 1 and visible[0].get_title().startswith("MAX: ")
+    with pytest.raises(ValueError, match="'group' must be one of mod 10, mod 20"):
+        plots.explorer_figure(groups, "mod 30", "ADD")
+    with pytest.raises(ValueError, match="'label' must be one of ADD, MAX"):
+        plots.explorer_figure(groups, "mod 10", "MIN")
+    box = plots.curve_explorer(groups)
+    group, label = box.children[0].children
+    assert list(group.options) == ["mod 10", "mod 20"] and list(label.options) == ["ADD", "MAX"]
+    label.value = "MAX"
+    group.value = "mod 20"  # the selection survives a change of group
+    assert label.value == "MAX"
+    with pytest.raises(ValueError, match="'groups'"):
+        plots.curve_explorer({})

@@ -92,3 +92,18 @@ def test_vocab_and_dataset_summary():
     train, test = make_datasets(task, n_train=20, n_test=5, seed=0)
     s = tables.dataset_summary(train, test, n_show=1)
     assert "train and test share 0 expressions" in s and "example 0:" in s and "example 1:" not in s
+
+
+def test_transition_matrix():
+    import numpy as np
+
+    from jointtask_lib.transition import estimate_transition
+
+    sizes = np.repeat(np.logspace(3, 5, 5), 2)
+    seeds = np.tile([0, 1], 5)
+    flat = estimate_transition(sizes, np.full(sizes.size, 0.1), seeds, chance=0.1, n_boot=20)
+    t = tables.transition_matrix({10: {"ADD": flat, "MAX": None}, 20: {"ADD": flat}}, size_name="n")
+    lines = t.splitlines()
+    assert lines[0].split() == ["op", "n", "=", "10", "n", "=", "20"]
+    assert lines[2].startswith("ADD") and lines[2].count("> 1.0e5 (largest tried)") == 2
+    assert lines[3].split()[:2] == ["MAX", "n/a"] and lines[3].rstrip().endswith("n/a")

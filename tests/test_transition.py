@@ -22,6 +22,7 @@ from jointtask_lib.transition import (
     estimate_transition,
     fit_logistic,
     reduction_factor,
+    scaling_exponent,
     transition_point,
 )
 
@@ -374,6 +375,91 @@ def test_reduction_bound_propagation():
         r = reduction_factor((s, pair[0], seeds), (s, pair[1], seeds), **kw)
         assert r.kind == "inconclusive" and r.value is None and r.bound is None
         assert str(r).startswith("inconclusive")
+
+
+def test_reduction_bound_uses_the_estimated_side_ci():
+    # "single > X, joint = J [J_lo, J_hi]" must give "> X / J_hi", not "> X / J".
+    s, seeds = long_format(SIZES, 4)
+    smin, smax = SIZES[0], SIZES[-1]
+    rng = np.random.default_rng(11)
+    never = np.clip(0.1 + rng.normal(0, 0.01, s.size), 0, 1)
+    always = np.clip(0.97 + rng.normal(0, 0.01, s.size), 0, 1)
+    J = noisy(s, (0.1, 0.97, 3e4, 1.6), 0.05, rng)
+    kw = dict(n_boot=200, chance=0.1)
+
+    r = reduction_factor((s, never, seeds), (s, J, seeds), **kw)
+    tj = r.joint
+    assert tj.kind == "estimate" and tj.hi_kind == "estimate" and tj.hi > tj.value
+    assert r.kind == "above" and r.bound == pytest.approx(smax / tj.hi) and r.bound < smax / tj.value
+
+    r = reduction_factor((s, J, seeds), (s, always, seeds), **kw)  # single = S, joint < smin
+    ts = r.single
+    assert ts.lo_kind == "estimate" and ts.lo < ts.value
+    assert r.kind == "above" and r.bound == pytest.approx(ts.lo / smin)
+
+    r = reduction_factor((s, always, seeds), (s, J, seeds), **kw)  # single < smin, joint = J
+    assert r.kind == "below" and r.bound == pytest.approx(smin / r.joint.lo)
+
+    r = reduction_factor((s, J, seeds), (s, never, seeds), **kw)  # single = S, joint > smax
+    assert r.kind == "below" and r.bound == pytest.approx(r.single.hi / smax)
+
+
+def test_reduction_inconclusive_when_the_ci_reaches_the_other_bound():
+    s, seeds = long_format(SIZES, 4)
+    never = np.clip(0.1 + np.random.default_rng(9).normal(0, 0.01, s.size), 0, 1)
+    always = np.full(s.size, 0.97)
+    kw = dict(n_boot=200, chance=0.1)
+    late = noisy(s, (0.1, 0.97, 4e5, 1.5), 0.08, np.random.default_rng(0))  # learned near the largest size
+    r = reduction_factor((s, never, seeds), (s, late, seeds), **kw)
+    assert r.joint.kind == "estimate" and r.joint.hi_kind == "above"  # its CI reaches "> largest"
+    assert r.kind == "inconclusive" and r.bound is None and r.value is None
+    assert "joint CI reaches beyond the largest size tried" in str(r)
+    r = reduction_factor((s, late, seeds), (s, never, seeds), **kw)  # single S [.., > smax], joint > smax
+    assert r.kind == "inconclusive" and "single-task CI reaches beyond" in r.reason
+    assert r.describe(labels=("joint", "continual")) == (
+        "inconclusive (continual not learned within sizes tried; joint CI reaches beyond the largest size tried)")
+    early = noisy(s, (0.1, 0.97, 8e2, 1.5), 0.08, np.random.default_rng(1))  # learned near the smallest
+    r = reduction_factor((s, early, seeds), (s, always, seeds), **kw)  # single S [< smin, ..], joint < smin
+    assert r.single.kind == "estimate" and r.single.lo_kind == "below"
+    assert r.kind == "inconclusive" and "single-task CI reaches below the smallest size tried" in str(r)
+    r = reduction_factor((s, always, seeds), (s, early, seeds), **kw)  # single < smin, joint [< smin, ..]
+    assert r.kind == "inconclusive" and "joint CI reaches below" in r.reason
+
+
+def test_scaling_exponent_recovers_a_known_power():
+    # s0 = 40 * n**0.6 with equal floor/top/slope: the transition is proportional to s0, so the
+    # exponent of transition ~ n**b is exactly 0.6.
+    moduli = [10, 20, 26, 43, 45]
+    s, seeds = long_format(SIZES, 3)
+    ts = [estimate_transition(s, curve(s, 0.1, 0.97, 400 * n ** 0.6, 1.8), seeds, chance=0.1, n_boot=50)
+          for n in moduli]
+    e = scaling_exponent(moduli, ts)
+    assert e.value == pytest.approx(0.6, abs=1e-3) and e.used == tuple(float(n) for n in moduli)
+    assert e.lo == pytest.approx(0.6, abs=1e-3) and e.hi == pytest.approx(0.6, abs=1e-3)
+    # noisy: the CI contains the truth
+    rng = np.random.default_rng(5)
+    ts = [estimate_transition(s, noisy(s, (0.1, 0.97, 400 * n ** 0.6, 1.8), 0.04, rng), seeds, chance=0.1,
+                              n_boot=200, rng=i) for i, n in enumerate(moduli)]
+    e = scaling_exponent(moduli, ts)
+    assert e.lo < e.value < e.hi and e.lo <= 0.6 <= e.hi
+    assert str(e).startswith(f"{e.value:.2f} [")
+
+
+def test_scaling_exponent_skips_bounds_and_needs_two_estimates():
+    s, seeds = long_format(SIZES, 3)
+    est = [estimate_transition(s, curve(s, 0.1, 0.97, s0, 1.8), seeds, chance=0.1, n_boot=20) for s0 in (1e4, 4e4)]
+    never = estimate_transition(s, np.full(s.size, 0.1), seeds, chance=0.1, n_boot=20)
+    e = scaling_exponent([10, 20, 45], est + [never])
+    assert e.value == pytest.approx(math.log(4) / math.log(2), rel=1e-3)
+    assert e.skipped == ((45.0, str(never)),) and "without 45: >" in str(e)
+    e = scaling_exponent([10, 45], [est[0], never])
+    assert e.value is None and "at least 2" in str(e)
+    e = scaling_exponent([10, 20], [est[0], None])
+    assert e.value is None and e.skipped == ((20.0, "no transition"),)
+    with pytest.raises(ValueError, match="'xs' and 'transitions'"):
+        scaling_exponent([10], est)
+    with pytest.raises(ValueError, match="'ci_method'"):
+        scaling_exponent([10, 20], est, ci_method="bca")
 
 
 # ----------------------------------------------------------------------------------------------
