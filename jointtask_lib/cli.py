@@ -1,8 +1,10 @@
-"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``.
+"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``, ``report``.
 
 Every command validates its arguments before doing any work; a bad value prints the library's
 message (naming the field and the allowed values) and exits with status 2, leaving nothing
-half-written behind.
+half-written behind.  A corrupt run record (:class:`jointtask_lib.runs.CorruptRecord`) or records a
+Dask worker wrote out of this machine's sight (:class:`jointtask_lib.sweep.RecordsMissing`) also
+exit with status 2 and a one-line message naming the file.
 """
 
 from __future__ import annotations
@@ -37,22 +39,27 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cot", default="reduce", help="reduce | none")
     p.add_argument("--mixing", default="expression", help="expression | node")
     p.add_argument("--relabel-seed", type=int, default=0)
+    p.add_argument("--sampling", default="iid",
+                   help="iid (default: every split follows the generator) | unique (distinct expressions)")
+    p.add_argument("--test-frac", type=float, default=0.2, help="share of expressions held out for testing (iid)")
+    p.add_argument("--val-frac", type=float, default=0.05, help="share held out for validation (iid)")
 
 
 def task_from_args(a) -> TaskConfig:
     return TaskConfig(
         ops=a.ops, family=a.family, modulus=a.modulus, perm_k=a.perm_k, depth=a.depth,
         min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
-        relabel_seed=a.relabel_seed,
+        relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
     )
 
 
 def cmd_data(a) -> int:
     from .data import example_record, make_datasets
-    from .validate import check_choice
+    from .validate import check_choice, check_int
 
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
+    check_int("n", a.n, lo=0)
     task = task_from_args(a)
     if a.split == "train":
         train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=a.seed)
@@ -121,6 +128,23 @@ from .cli_train import register_cli as _register_train  # noqa: E402  (light: he
 _EXTENSIONS.append(_register_train)
 
 
+# Errors that are the user's to fix (a corrupt record, a Dask worker writing where this machine
+# cannot see): printed as one line and exit status 2, like a bad argument, not as a traceback.
+# Named by module so that this module never imports torch: an exception of a module that was
+# never imported cannot have been raised.
+_USER_ERRORS = (("jointtask_lib.runs", "CorruptRecord"), ("jointtask_lib.sweep", "RecordsMissing"))
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, ValueError):
+        return True
+    for module, name in _USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -129,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except ValueError as exc:
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
         print(f"jointtask {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

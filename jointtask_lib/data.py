@@ -1,13 +1,38 @@
-"""Vocabulary, encoding and train/test datasets as tensors.
+"""Vocabulary, encoding and train/validation/test datasets as tensors.
 
 One vocabulary per task family and size (modulus n, or k for S_k), shared by *all* operations of
 the family: ``<pad> ( ) = e``, then the value tokens, then every op token of the registry.  Models
 trained on different task mixes therefore share token ids and can be transferred to one another.
 
-A dataset is a pair of disjoint splits.  The test set is drawn first, from its own random stream;
-the training set is drawn from a second stream with every test expression excluded, so no
-expression appears in both.  Both are deterministic functions of ``(task, n_train, n_test, seed)``.
-Default sizes grow linearly with the number of values (paper A scales its data linearly with n).
+How a dataset is drawn (``TaskConfig.sampling``)
+------------------------------------------------
+``"iid"`` (default).  The *expressions* are split first, by a seeded hash
+(:func:`~jointtask_lib.tasks.core.split_u`): an expression is a test expression when its hash
+value is below ``test_frac``, a validation expression when it is in the next ``val_frac``, a
+training expression otherwise.  Each split is then ``n`` independent draws from the expression
+generator restricted to its part (:func:`~jointtask_lib.tasks.core.sample_iid`).  So
+
+* no expression is in two splits (disjoint at the expression level, by construction);
+* every split follows the generator's distribution (same mix of depths and ops), however small
+  the support: with 2-argument depth-2 ADD mod 10 there are only 12,100 distinct expressions and
+  100 of them are flat (``( ADD 3 4 )``), yet the generator makes a quarter of its draws flat, and
+  so do the training and the test set;
+* a split may repeat an expression (frequent expressions appear as often as the generator makes
+  them), which is what an accuracy "on new expressions from the task" should weigh;
+* the split of an expression depends only on the expression and the seed, not on the task mix or
+  the sizes: a test expression of an ``ADD`` model is also a test expression of an
+  ``ADD+MAX+MED`` model with the same seed.
+
+``"unique"``.  Distinct expressions: the test set is drawn first, the training set from a second
+stream with every test expression excluded; the validation set is the start of the test set.  When
+the support is small enough to enumerate (``ENUMERATE_LIMIT``), both are drawn uniformly from
+it, otherwise from the generator with duplicates rejected — so they share one distribution, but
+a uniform one is *not* the generator's (short expressions are rare in the support); use ``"iid"``
+to train and test on the generator's distribution.  Asking for more distinct expressions than
+exist raises ``ValueError``.
+
+Both are deterministic functions of ``(task, n_train, n_test, seed)``.  Default sizes grow
+linearly with the number of values (paper A scales its data linearly with n).
 """
 
 from __future__ import annotations
@@ -18,8 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .tasks import SPECIAL_TOKENS, FAMILIES, TaskConfig, count_expressions, evaluate, example_tokens, sample_unique
-from .tasks.core import Expr, ops_in
+from .tasks import (SPECIAL_TOKENS, FAMILIES, TaskConfig, count_expressions, evaluate, example_tokens,
+                    sample_iid, sample_unique, split_u)
+from .tasks.core import ENUMERATE_LIMIT, Expr, ops_in
 from .validate import check_int
 
 TRAIN_PER_VALUE = 2000
@@ -127,15 +153,27 @@ def max_example_length(task: TaskConfig) -> int:
 
 
 def default_sizes(task: TaskConfig) -> tuple[int, int]:
-    """(n_train, n_test) growing linearly with the number of values, clipped to the support.
+    """(n_train, n_test) growing linearly with the number of values.
 
-    When the support is small, the test set takes at most a fifth of it and training the rest.
+    With ``sampling="unique"`` they are clipped to the support: the test set takes at most a fifth
+    of it and training the rest.
     """
     nv = task.n_values
-    support = count_expressions(task.spec(), task.domain())
-    n_test = min(max(MIN_TEST, TEST_PER_VALUE * nv), support // 5)
-    n_train = min(TRAIN_PER_VALUE * nv, support - n_test)
+    n_test = max(MIN_TEST, TEST_PER_VALUE * nv)
+    n_train = TRAIN_PER_VALUE * nv
+    if task.sampling == "unique":
+        support = count_expressions(task.spec(), task.domain())
+        n_test = min(n_test, support // 5)
+        n_train = min(n_train, support - n_test)
     return int(n_train), int(n_test)
+
+
+def _split_of(task: TaskConfig, seed: int):
+    """The three parts of the expression space for ``seed``: predicates ``test``, ``val``, ``train``."""
+    t, v = task.test_frac, task.test_frac + task.val_frac
+    return (lambda e: split_u(e, seed) < t,
+            lambda e: t <= split_u(e, seed) < v,
+            lambda e: split_u(e, seed) >= v)
 
 
 def encode_exprs(task: TaskConfig, vocab: Vocab, exprs: list[Expr]) -> TaskData:
@@ -175,8 +213,8 @@ def make_datasets(
 ) -> tuple[TaskData, TaskData]:
     """Disjoint (train, test) splits; deterministic in ``(task, n_train, n_test, seed)``.
 
-    ``None`` sizes take :func:`default_sizes`.  Asking for more distinct expressions than exist
-    raises ``ValueError``.  Results are memoised in-process (a sweep reuses them).
+    ``None`` sizes take :func:`default_sizes`; see the module docstring for how the splits are
+    drawn.  Results are memoised in-process (a sweep reuses them).
     """
     d_train, d_test = default_sizes(task)
     n_train = d_train if n_train is None else check_int("n_train", n_train, lo=0)
@@ -187,15 +225,41 @@ def make_datasets(
         _CACHE.move_to_end(key)
         return _CACHE[key]
     spec, dom = task.spec(), task.domain()
-    test_exprs = sample_unique(spec, dom, n_test, np.random.default_rng([seed, 1]))
-    # The training stream excludes every test expression: splits are disjoint by construction.
-    train_exprs = sample_unique(spec, dom, n_train, np.random.default_rng([seed, 0]), exclude=set(test_exprs))
+    if task.sampling == "iid":
+        is_test, _, is_train = _split_of(task, seed)
+        test_exprs = sample_iid(spec, dom, n_test, np.random.default_rng([seed, 1]), is_test, "n_test")
+        train_exprs = sample_iid(spec, dom, n_train, np.random.default_rng([seed, 0]), is_train, "n_train")
+    else:
+        # One method for both splits (so they follow one distribution): uniform over the
+        # enumerated support when it is small enough to enumerate, the generator otherwise.
+        enum = count_expressions(spec, dom) <= ENUMERATE_LIMIT
+        test_exprs = sample_unique(spec, dom, n_test, np.random.default_rng([seed, 1]), enumerate_support=enum)
+        # The training stream excludes every test expression: splits are disjoint by construction.
+        train_exprs = sample_unique(spec, dom, n_train, np.random.default_rng([seed, 0]),
+                                    exclude=set(test_exprs), enumerate_support=enum)
     vocab = Vocab.for_task(task)
     out = (encode_exprs(task, vocab, train_exprs), encode_exprs(task, vocab, test_exprs))
     _CACHE[key] = out
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return out
+
+
+def make_validation(task: TaskConfig, n: int, seed: int = 0, n_test: int | None = None) -> TaskData:
+    """``n`` validation examples (what early stopping and the training curves look at).
+
+    With ``sampling="iid"``: draws from the validation part of the expression space, disjoint
+    from both the training and the test expressions, so stopping decisions never see the test
+    set.  With ``sampling="unique"``: the first ``n`` test examples (``n_test`` as for
+    :func:`make_datasets`), as there is no third part.
+    """
+    check_int("n", n, lo=1)
+    if task.sampling == "unique":
+        test = make_datasets(task, 0, n_test, seed)[1]
+        return encode_exprs(task, test.vocab, test.exprs[:n])
+    _, is_val, _ = _split_of(task, seed)
+    exprs = sample_iid(task.spec(), task.domain(), n, np.random.default_rng([seed, 2]), is_val, "eval_size")
+    return encode_exprs(task, Vocab.for_task(task), exprs)
 
 
 def example_record(task: TaskConfig, expr: Expr, split: str) -> dict:

@@ -202,6 +202,13 @@ def hardest_verdict(transitions: dict, op: str) -> tuple[str, str]:
     return "reproduced", f"{op}'s transition lies above every other operation's CI"
 
 
+def joint_mix(target=("ADD",), pretrain=("MAX", "MED")) -> tuple[str, ...]:
+    """The mix of the joint condition: the target first, then the pretraining ops — the same mix
+    (and so the same cached runs) as the joint-training sweep's ``ADD+MAX+MED``."""
+    target = tuple(target)
+    return target + tuple(o for o in pretrain if o not in target)
+
+
 def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED")) -> dict:
     """The runs of the transfer experiment, built from the ``target`` runs of a sweep.
 
@@ -210,7 +217,7 @@ def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED"))
     * ``scratch``   — ``target`` from a random initialisation;
     * ``transfer``  — ``target`` initialised from a model trained on ``pretrain`` (same width and
       seed): paper A's pretraining experiment, and the reviewers' "continual" presentation;
-    * ``joint``     — ``pretrain + target`` together from scratch (the "joint" presentation);
+    * ``joint``     — ``target + pretrain`` together from scratch (the "joint" presentation);
     * ``joint_then_target`` — ``target`` initialised from the joint model (fine-tuning on ADD
       alone after joint training, another reviewer request);
     * ``pretrain``  — the ``pretrain`` runs themselves.
@@ -220,7 +227,7 @@ def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED"))
     from dataclasses import replace
 
     target, pretrain = tuple(target), tuple(pretrain)
-    joint_ops = pretrain + tuple(o for o in target if o not in pretrain)
+    joint_ops = joint_mix(target, pretrain)
     out = {"scratch": [], "transfer": [], "joint": [], "joint_then_target": [], "pretrain": []}
     for s in base_specs:
         if tuple(s.task.ops) != target or s.init is not None:

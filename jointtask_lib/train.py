@@ -39,7 +39,9 @@ Evaluation (exact definitions)
 
 Early stopping (``early_stop=True``; a documented rule, turn it off to train the full budget)
 ---------------------------------------------------------------------------------------------
-Every ``eval_every`` steps ``seq_acc`` is measured on ``eval_size`` test examples.  A model stops
+Every ``eval_every`` steps ``seq_acc`` is measured on ``eval_size`` *validation* examples
+(:func:`jointtask_lib.data.make_validation`: expressions in neither the training nor the test
+set, so stopping never looks at the test set that the final metrics use).  A model stops
 when (a) *converged*: ``seq_acc >= converge_acc`` at two consecutive evaluations, or (b)
 *plateaued*: at least ``min_frac`` of the step budget is spent and its best ``seq_acc`` improved by
 less than ``min_delta`` over the last ``patience_frac`` of the budget — which also stops a model
@@ -58,12 +60,13 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 import torch.nn.functional as F
 
-from .data import TaskData, Vocab, make_datasets, max_example_length
+from .data import TaskData, Vocab, make_datasets, make_validation, max_example_length
 from .model import GPT, ModelConfig, count_params
 from .tasks import TaskConfig
 from .validate import check_bool, check_choice, check_float, check_int
 
-RUN_FORMAT = 1  # bump when the meaning of a stored run changes (invalidates the cache)
+RUN_FORMAT = 2  # bump when the meaning of a stored run changes (invalidates the cache)
+MAX_EXAMPLES = 5_000_000  # per split: the tensors of a larger one would not fit a laptop's memory
 
 
 # ------------------------------------------------------------------------------------------------
@@ -125,7 +128,8 @@ class TrainConfig:
         check_choice("loss_on", self.loss_on, ("after_eq", "full"))
         for f in ("n_train", "n_test", "data_seed"):
             if getattr(self, f) is not None:
-                check_int(f, getattr(self, f), lo=0 if f != "n_train" else 1)
+                hi = MAX_EXAMPLES if f != "data_seed" else None
+                check_int(f, getattr(self, f), lo=0 if f != "n_train" else 1, hi=hi)
         check_int("eval_every", self.eval_every, lo=1)
         check_int("eval_size", self.eval_size, lo=1)
         check_bool("early_stop", self.early_stop)
@@ -213,9 +217,15 @@ class RunSpec:
     def n_params(self) -> int:
         return count_params(self.model_config())
 
+    def data_seed(self) -> int:
+        return self.seed if self.train.data_seed is None else self.train.data_seed
+
     def data(self) -> tuple[TaskData, TaskData]:
-        seed = self.seed if self.train.data_seed is None else self.train.data_seed
-        return make_datasets(self.task, self.train.n_train, self.train.n_test, seed)
+        return make_datasets(self.task, self.train.n_train, self.train.n_test, self.data_seed())
+
+    def validation(self) -> TaskData:
+        """The ``eval_size`` examples early stopping and the training curves are measured on."""
+        return make_validation(self.task, self.train.eval_size, self.data_seed(), self.train.n_test)
 
     def group_key(self) -> str:
         """Runs with equal group keys can be trained in one stack."""
@@ -553,7 +563,7 @@ def train_stack(
     ck = load_checkpoint(checkpoint_path, [s.key() for s in specs]) if checkpoint_path else None
     if ck is not None:
         active = list(ck["active"])
-        _select(model, opt, torch.tensor(active))
+        _select(model, opt, torch.tensor(active, dtype=torch.long))
         model.load_state_dict(ck["model"])
         opt.load(ck["opt"])
         for g, st in zip(gens, ck["gens"]):
@@ -573,7 +583,7 @@ def train_stack(
 
         bar = tqdm(total=cfg.steps, initial=start_step, desc=f"d={mcfg.n_embed} M={m_all}", leave=False)
     t0 = time.perf_counter()
-    eval_sets = [t for t in tests]
+    eval_sets = [s.validation() for s in specs]
     model.train()
     for step in range(start_step, cfg.steps):
         if not active:
@@ -612,7 +622,7 @@ def train_stack(
                 keep = [j for j, i in enumerate(active) if i not in gone]
                 active = [i for i in active if i not in gone]
                 if active:
-                    _select(model, opt, torch.tensor(keep))
+                    _select(model, opt, torch.tensor(keep, dtype=torch.long))
         if checkpoint_path and ((step + 1) % checkpoint_every == 0) and step + 1 < cfg.steps:
             atomic_torch_save(
                 {

@@ -270,9 +270,9 @@ print(tables.entropy_table(perm_dists))
 # arguments and depth 3, each argument of the root can itself be any of about a billion
 # sub-expressions (mod 10). The datasets are tiny next to that: by default the training set
 # grows linearly with the number of values (2000 examples per value), as in paper A, and the
-# test set has 100 per value (at least 1000). `used` is the fraction of the support the two
-# splits cover. So a model cannot memorise its way to a good test score; it has to learn the
-# operation.
+# test set has 100 per value (at least 1000). `used` is the number of examples in the two
+# splits divided by the support. So a model cannot memorise its way to a good test score; it has
+# to learn the operation.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -281,10 +281,24 @@ print(tables.size_table(tasks_by_modulus + perm_tasks))
 # %% [markdown]
 # ### A real (small) dataset
 #
-# `make_datasets` draws the **test set first**, then the training set from a separate random
-# stream, skipping every test expression. The two splits never share an expression, by
-# construction. Each example becomes a row of token ids, padded to a common length with
-# `<pad>`. It also records:
+# `make_datasets` first splits the *expressions* themselves: a seeded hash of each expression
+# decides whether it is a test expression (a fraction `test_frac`, 20% by default), a validation
+# expression (`val_frac`, 5%: what early stopping looks at) or a training expression. Then each
+# split is filled with independent draws from the generator, keeping only the expressions of its
+# part. Two consequences, both on purpose:
+#
+# * The splits never share an expression, by construction, and an expression's split does not
+#   depend on the task mix: a held-out ADD expression is held out from an ADD-only model *and*
+#   from an ADD+MAX+MED model with the same seed.
+# * Every split follows the generator's distribution. When the support is small (2 arguments,
+#   depth 2: only 12,100 ADD expressions mod 10), short expressions are rare among the distinct
+#   expressions but frequent in the generator, so a split may repeat them — the model is trained
+#   and tested on the same mix of easy and hard expressions. (Drawing *distinct* expressions,
+#   `sampling="unique"`, would instead be uniform over the support: almost every training example
+#   would be doubly nested, and a test set drawn another way would not match it.)
+#
+# Each example becomes a row of token ids, padded to a common length with `<pad>`. It also
+# records:
 #
 # * `prompt_len`: the number of tokens up to the first `=`, which is what the model is given.
 # * `answer`: the final value.

@@ -114,7 +114,7 @@ print(sum(len(v) for v in records.values()), "records ready")
 # ADD's answers are uniform, so the fit's floor is fixed at chance, 1/n (notebook 02).
 
 # %%
-joint_mix = tuple(pretrain) + (target,)
+joint_mix = experiments.joint_mix((target,), tuple(pretrain))
 mix_of = {"scratch": (target,), "transfer": (target,), "joint": joint_mix, "joint_then_target": (target,)}
 labels = {"scratch": f"{target} from scratch", "transfer": f"{'+'.join(pretrain)} → {target}",
           "joint": f"{'+'.join(pretrain)}+{target} jointly", "joint_then_target": f"joint → {target} only"}

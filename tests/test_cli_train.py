@@ -65,7 +65,8 @@ def test_train_prints_accuracies_and_reuses_records(tmp_path, capsys):
         (["--workers", "0"], "workers"),
         (["--max-stack", "-1"], "max_stack"),
         (["--loss-on", "cot"], "loss_on"),
-        (["--n-train", "10000000"], "n-train"),
+        (["--n-train", "10000000"], "n_train"),
+        (["--sampling", "unique", "--depth", "1", "--n-train", "1000"], "n-train"),
     ],
 )
 def test_bad_input_exits_nonzero_naming_the_field(tmp_path, capsys, extra, field):

@@ -52,8 +52,12 @@ def compose(p, q):
     return tuple(p[q[i]] for i in range(len(p)))
 
 
-def check_text(text: str, n: int, tables=None) -> int:
-    """An independent checker of the text format: returns the answer, asserts every step."""
+def check_text(text: str, n: int, tables=None, cot: str = "reduce") -> int:
+    """An independent checker of the text format: returns the answer, asserts every step.
+
+    ``cot="reduce"``: every step must be the previous one with every innermost operation replaced
+    by its value; ``cot="none"``: exactly the expression and the answer.
+    """
     toks = text.split(" ")
     assert toks[-1] == "e" and toks.count("e") == 1
     steps = " ".join(toks[:-1]).split(" = ")
@@ -89,9 +93,11 @@ def check_text(text: str, n: int, tables=None) -> int:
         e, end = parse(ts, 0)
         assert end == len(ts)
         parsed.append(e)
-    for prev, nxt in zip(parsed, parsed[1:]):
-        if len(parsed) > 2 or not isinstance(nxt, int):
+    if cot == "reduce":
+        for prev, nxt in zip(parsed, parsed[1:]):
             assert reduce(prev) == nxt, f"{prev} does not reduce to {nxt}"
+    else:
+        assert len(parsed) == 2, f"cot='none' must be 'expression = answer e'; got {len(parsed)} steps"
     assert isinstance(parsed[-1], int)
     assert ev(parsed[0]) == parsed[-1]
     return parsed[-1]
@@ -175,18 +181,74 @@ def test_cli_2000_examples_accepted_by_independent_evaluator(capsys):
 
 
 def test_splits_disjoint_deterministic_and_sized():
-    task = TaskConfig(ops=("ADD", "MAX"), modulus=7, depth=2)
-    tr, te = make_datasets(task, n_train=3000, n_test=500, seed=4)
-    assert len(tr) == 3000 and len(te) == 500
-    assert not set(tr.exprs) & set(te.exprs)
-    assert len(set(tr.exprs)) == 3000
-    tr2, te2 = make_datasets(task, n_train=3000, n_test=500, seed=4)
-    assert tr2.texts() == tr.texts() and te2.texts() == te.texts()
-    tr3, _ = make_datasets(task, n_train=3000, n_test=500, seed=5)
-    assert tr3.texts() != tr.texts()
-    # The test split does not depend on the train size (the CLI's --split test relies on it).
-    _, te4 = make_datasets(task, n_train=10, n_test=500, seed=4)
-    assert te4.texts() == te.texts()
+    for sampling in ("iid", "unique"):
+        task = TaskConfig(ops=("ADD", "MAX"), modulus=7, depth=2, sampling=sampling)
+        tr, te = make_datasets(task, n_train=3000, n_test=500, seed=4)
+        assert len(tr) == 3000 and len(te) == 500
+        assert not set(tr.exprs) & set(te.exprs)
+        if sampling == "unique":
+            assert len(set(tr.exprs)) == 3000 and len(set(te.exprs)) == 500
+        tr2, te2 = make_datasets(task, n_train=3000, n_test=500, seed=4)
+        assert tr2.texts() == tr.texts() and te2.texts() == te.texts()
+        tr3, _ = make_datasets(task, n_train=3000, n_test=500, seed=5)
+        assert tr3.texts() != tr.texts()
+        # The test split does not depend on the train size (the CLI's --split test relies on it).
+        _, te4 = make_datasets(task, n_train=10, n_test=500, seed=4)
+        assert te4.texts() == te.texts()
+
+
+def _flat_share(exprs) -> float:
+    return float(np.mean([all(isinstance(a, int) for a in e[1]) for e in exprs]))
+
+
+def test_iid_splits_follow_the_generator_on_a_small_support():
+    # 2-argument, depth-2 ADD mod 10: 12,100 distinct expressions, 100 of them flat; the generator
+    # (p_nest = 0.5) makes a flat one with probability (1 - 0.5)^2 = 0.25.  Every split must show
+    # that share, although training takes almost as many draws as there are expressions.
+    task = TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2)
+    assert count_expressions(task.spec(), task.domain()) == 110 ** 2
+    tr, te = make_datasets(task, n_train=12_000, n_test=2_000, seed=0)
+    from jointtask_lib.data import make_validation
+
+    va = make_validation(task, 2_000, seed=0)
+    for split, tol in ((tr, 0.02), (te, 0.04), (va, 0.04)):
+        assert abs(_flat_share(split.exprs) - 0.25) < tol
+    # ... while distinct sampling of a small support is uniform over it (100 / 12,100 flat).
+    tr_u, te_u = make_datasets(TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2,
+                                          sampling="unique"), seed=0)
+    assert _flat_share(tr_u.exprs) < 0.02 and _flat_share(te_u.exprs) < 0.02
+    # train / validation / test are disjoint at the expression level
+    s_tr, s_te, s_va = set(tr.exprs), set(te.exprs), set(va.exprs)
+    assert not (s_tr & s_te) and not (s_tr & s_va) and not (s_te & s_va)
+
+
+def test_held_out_expressions_are_the_same_for_every_mix_and_size():
+    """An expression's split depends only on the expression and the seed: an ADD expression held
+    out from an ADD model is held out from an ADD+MAX+MED model too (no leakage in transfer)."""
+    from jointtask_lib.tasks import split_u
+
+    add = TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2)
+    mix = add.with_ops(("ADD", "MAX", "MED"))
+    tr_a, te_a = make_datasets(add, n_train=3000, n_test=500, seed=3)
+    tr_m, te_m = make_datasets(mix, n_train=6000, n_test=900, seed=3)
+    test_add = {e for e in te_a.exprs} | {e for e in te_m.exprs if e[0] == "ADD"}
+    train_add = {e for e in tr_a.exprs} | {e for e in tr_m.exprs if e[0] == "ADD"}
+    assert test_add and train_add and not (test_add & train_add)
+    assert all(split_u(e, 3) < add.test_frac for e in test_add)
+    assert all(split_u(e, 3) >= add.test_frac + add.val_frac for e in train_add)
+    # the rule is a fixed hash: the same expression and seed always land in the same place
+    e = ("ADD", (("ADD", (7, 4)), 1))
+    assert split_u(e, 3) == split_u(("ADD", (("ADD", (7, 4)), 1)), 3) and split_u(e, 3) != split_u(e, 4)
+
+
+def test_iid_split_with_almost_nothing_held_out_is_rejected():
+    task = TaskConfig(ops=("ADD",), modulus=2, depth=1, min_args=2, max_args=2, test_frac=1e-9)
+    with pytest.raises(ValueError, match="'n_test'.*test_frac"):
+        make_datasets(task, n_train=10, n_test=5, seed=0)
+    with pytest.raises(ValueError, match="'test_frac' \\+ 'val_frac' must be below 1"):
+        TaskConfig(test_frac=0.9, val_frac=0.2)
+    with pytest.raises(ValueError, match="'sampling' must be one of iid, unique"):
+        TaskConfig(sampling="random")
 
 
 def test_tensors_are_consistent_with_texts():
@@ -203,7 +265,7 @@ def test_tensors_are_consistent_with_texts():
 
 
 def test_whole_support_enumerated_for_tiny_tasks():
-    task = TaskConfig(ops=("ADD",), modulus=3, depth=1, min_args=2, max_args=2)
+    task = TaskConfig(ops=("ADD",), modulus=3, depth=1, min_args=2, max_args=2, sampling="unique")
     assert count_expressions(task.spec(), task.domain()) == 9
     tr, te = make_datasets(task, n_train=7, n_test=2, seed=0)
     assert sorted(tr.exprs + te.exprs) == sorted(enumerate_expressions(task.spec(), task.domain()))
@@ -268,7 +330,7 @@ def test_cli_bad_input_exits_nonzero_and_lists_ops():
     r = subprocess.run([sys.executable, "-m", "jointtask_lib.cli", "data", "--modulus", "1"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "'modulus'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "jointtask_lib.cli", "data", "--depth", "2",
+    r = subprocess.run([sys.executable, "-m", "jointtask_lib.cli", "data", "--depth", "2", "--sampling", "unique",
                         "--modulus", "2", "--max-args", "2", "--n", "100000"], capture_output=True, text=True)
     assert r.returncode != 0 and "distinct expressions" in r.stderr and r.stdout == ""
     r = subprocess.run([sys.executable, "-m", "jointtask_lib.cli", "--help"], capture_output=True, text=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from ..validate import check_choice, check_int
+from ..validate import check_choice, check_float, check_int
 from .core import (  # noqa: F401  (re-exported)
     COT_MODES,
     MIXING_MODES,
+    SAMPLING_MODES,
     SPECIAL_TOKENS,
     Domain,
     Op,
@@ -26,7 +27,9 @@ from .core import (  # noqa: F401  (re-exported)
     output_distribution,
     random_tree,
     reduce_innermost,
+    sample_iid,
     sample_unique,
+    split_u,
 )
 from .listops import LISTOPS_OPS, listops_domain
 from .permutations import PERM_OPS, perm_domain
@@ -45,6 +48,13 @@ class TaskConfig:
     S_``perm_k``).  ``ops`` is the task mix, ``weights`` its proportions (default: equal).  See
     :mod:`jointtask_lib.tasks.core` for ``depth``, ``min_args``/``max_args``, ``p_nest``, ``cot``
     and ``mixing``; ``relabel_seed`` fixes the tables of ``SADD`` and ``RTAB``.
+
+    How datasets are drawn (:func:`jointtask_lib.data.make_datasets`): ``sampling="iid"``
+    (default) splits the *expressions* by a seeded hash — a fraction ``test_frac`` held out for
+    testing, ``val_frac`` for validation (early stopping), the rest for training — and draws every
+    split independently from the generator restricted to its part, so all splits follow the same
+    distribution; ``sampling="unique"`` draws distinct expressions instead (see
+    :func:`~jointtask_lib.tasks.core.sample_unique` for why that skews small supports).
     """
 
     ops: tuple[str, ...] = ("ADD",)
@@ -59,6 +69,9 @@ class TaskConfig:
     cot: str = "reduce"
     mixing: str = "expression"
     relabel_seed: int = 0
+    sampling: str = "iid"
+    test_frac: float = 0.2
+    val_frac: float = 0.05
 
     def __post_init__(self):
         ops = self.ops
@@ -73,6 +86,12 @@ class TaskConfig:
         else:
             check_int("perm_k", self.perm_k, lo=2, hi=6)
         check_int("relabel_seed", self.relabel_seed, lo=0)
+        check_choice("sampling", self.sampling, SAMPLING_MODES)
+        check_float("test_frac", self.test_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        check_float("val_frac", self.val_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        if self.test_frac + self.val_frac >= 1.0:
+            raise ValueError(f"'test_frac' + 'val_frac' must be below 1 (the rest is for training); "
+                             f"got {self.test_frac} + {self.val_frac}")
         check_spec(self.spec(), self.domain())
 
     # -- derived objects -------------------------------------------------------------------
@@ -135,7 +154,7 @@ def all_ops(family: str) -> list[str]:
 
 __all__ = [
     "FAMILIES", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
-    "expr_tokens", "reduce_innermost", "random_tree", "sample_unique", "count_expressions",
+    "expr_tokens", "reduce_innermost", "random_tree", "sample_unique", "sample_iid", "split_u", "SAMPLING_MODES", "count_expressions",
     "output_distribution", "entropy_bits", "SPECIAL_TOKENS", "COT_MODES", "MIXING_MODES",
     "field",
 ]

@@ -36,6 +36,7 @@ per-task accuracy is well defined.  ``mixing="node"``: every node draws its own 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import math
 import random
@@ -301,6 +302,57 @@ def _enum(spec, domain, ops, depth) -> Iterator[Expr]:
 
 
 ENUMERATE_LIMIT = 200_000
+SAMPLING_MODES = ("iid", "unique")
+
+
+def split_u(expr: Expr, seed: int) -> float:
+    """A uniform number in [0, 1) fixed by ``(expr, seed)``: the expression's place in the split.
+
+    :func:`jointtask_lib.data.make_datasets` holds out an expression for testing iff
+    ``split_u(expr, seed) < test_frac``.  The rule depends on nothing but the expression and the
+    seed, so it is the same for every dataset size and every task mix: an ``ADD`` expression held
+    out from an ``ADD``-only model is also held out from an ``ADD+MAX+MED`` model with the same
+    seed (no leakage between pretraining and transfer), and no enumeration of the support is needed.
+    """
+    h = hashlib.blake2b(f"{int(seed)}|{expr!r}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2.0**64
+
+
+def _max_tries(n: int) -> int:
+    return 50 * n + 10_000
+
+
+def sample_iid(
+    spec: TreeSpec,
+    domain: Domain,
+    n: int,
+    rng: np.random.Generator,
+    accept: Callable[[Expr], bool] | None = None,
+    what: str = "n",
+) -> list[Expr]:
+    """``n`` independent draws from the generative distribution, conditioned on ``accept``.
+
+    Duplicates are kept: the result is a sample of the distribution the generator defines
+    (restricted to the accepted expressions), so frequent expressions (short ones, when the
+    support is small) appear as often as the generator makes them.  Deterministic given ``rng``.
+    Raises ``ValueError`` (naming ``what``) if ``accept`` admits almost nothing.
+    """
+    check_int(what, n, lo=0)
+    r = random.Random(int(rng.integers(2**63)))
+    sampler = _Sampler(spec, domain)
+    out: list[Expr] = []
+    tries, max_tries = 0, _max_tries(n)
+    while len(out) < n:
+        tries += 1
+        if tries > max_tries:
+            raise ValueError(
+                f"{what!r} = {n}: the split admits too few of the generator's expressions "
+                f"(found {len(out)} in {max_tries} draws); raise 'test_frac' or the size of the task"
+            )
+        e = _grow(spec, domain, r, sampler, None, 1)
+        if accept is None or accept(e):
+            out.append(e)
+    return out
 
 
 def sample_unique(
@@ -309,33 +361,49 @@ def sample_unique(
     n: int,
     rng: np.random.Generator,
     exclude: set | frozenset = frozenset(),
+    accept: Callable[[Expr], bool] | None = None,
+    enumerate_support: bool | None = None,
 ) -> list[Expr]:
-    """``n`` distinct expressions, none of them in ``exclude``; deterministic given ``rng``.
+    """``n`` distinct expressions, none in ``exclude``, all passing ``accept``; deterministic given ``rng``.
 
     Expressions are drawn from the generative distribution and duplicates rejected.  When the
-    request is a large fraction of a small support, the support is enumerated and sampled
-    without replacement instead (uniformly), which always terminates.  Asking for more distinct
-    expressions than exist raises ``ValueError``.
+    request is a large fraction of a small support (or ``enumerate_support=True``), the support is
+    enumerated and sampled without replacement instead (uniformly), which always terminates.
+    *Either way, a request that is a large fraction of the support is close to uniform over it,
+    not distributed like the generator* (short expressions are rare in the support but frequent in
+    the generator); :func:`sample_iid` keeps the generator's distribution.  Asking for more
+    distinct expressions than exist raises ``ValueError``.
     """
     check_int("n", n, lo=0)
     if n == 0:
         return []
     support = count_expressions(spec, domain)
-    available = support - len(exclude)
-    if n > available:
-        raise ValueError(
+
+    def too_many(available: int) -> ValueError:
+        return ValueError(
             f"'n' = {n} distinct expressions asked for, but only {available} exist "
-            f"(support {support}, {len(exclude)} reserved for the other split) with "
+            f"(support {support}, {support - available} reserved for the other split) with "
             f"ops={','.join(spec.ops)}, depth={spec.depth}, args={spec.min_args}..{spec.max_args}, "
             f"{domain.family} size {domain.n_values}; allowed: n <= {available}"
         )
-    if support <= ENUMERATE_LIMIT and n > available // 4:
-        pool = [e for e in enumerate_expressions(spec, domain) if e not in exclude]
+
+    if accept is None and n > support - len(exclude):
+        raise too_many(support - len(exclude))
+    if enumerate_support is None:
+        enumerate_support = support <= ENUMERATE_LIMIT and n > (support - len(exclude)) // 4
+    if enumerate_support:
+        if support > ENUMERATE_LIMIT:
+            raise ValueError(f"the support ({support} expressions) is too large to enumerate "
+                             f"(limit {ENUMERATE_LIMIT})")
+        pool = [e for e in enumerate_expressions(spec, domain)
+                if e not in exclude and (accept is None or accept(e))]
+        if n > len(pool):
+            raise too_many(len(pool))
         idx = rng.permutation(len(pool))[:n]
         return [pool[i] for i in idx]
     seen: set = set()
     out: list[Expr] = []
-    max_tries = 50 * n + 10_000
+    max_tries = _max_tries(n)
     tries = 0
     r = random.Random(int(rng.integers(2**63)))
     sampler = _Sampler(spec, domain)
@@ -348,7 +416,7 @@ def sample_unique(
                 f"ask for fewer, or raise 'depth', 'max_args' or the size of the domain"
             )
         e = _grow(spec, domain, r, sampler, None, 1)
-        if e in seen or e in exclude:
+        if e in seen or e in exclude or (accept is not None and not accept(e)):
             continue
         seen.add(e)
         out.append(e)
