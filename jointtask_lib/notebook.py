@@ -562,6 +562,12 @@ def reference_drift(stem_or_path: str | os.PathLike, ref_dir: str | os.PathLike 
         first = next((i for i, (a, b) in enumerate(zip(src, got)) if a != b), min(len(src), len(got)))
         problems.append(f"{ref.name}: code cells differ from {path.name} "
                         f"(first difference at code cell {first}; {len(src)} vs {len(got)} cells)")
+    # A checked cell whose reference has no output checks nothing (nbval --nbval-lax passes it).
+    empty = [i for i, c in enumerate(c for c in ref_nb.cells if c.cell_type == "code")
+             if c.source.startswith("# NBVAL_CHECK_OUTPUT") and not c.get("outputs")]
+    if empty:
+        problems.append(f"{ref.name}: the checked code cell(s) {empty} have no stored output, so nbval "
+                        "would compare nothing; regenerate with `make nbref`")
     smoke = load_preset(path.stem, "smoke")
     injected = injected_parameters(ref_nb, ref.name)
     if injected != smoke:

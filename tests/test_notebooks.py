@@ -122,6 +122,19 @@ def test_drift_is_detected(tmp_path):
     assert N.reference_drift(stem, tmp_path / "nowhere") == [f"{tmp_path / 'nowhere' / (stem + '.ipynb')} is missing"]
 
 
+def test_checked_cell_without_reference_output_is_drift(tmp_path):
+    """nbval --nbval-lax passes a checked cell whose stored output is empty: that is drift too."""
+    import nbformat
+
+    stem = NOTEBOOKS[0].stem
+    ref = nbformat.read(str(N.REFERENCE_DIR / f"{stem}.ipynb"), as_version=4)
+    checked = [c for c in ref.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked and all(c.outputs for c in checked)
+    checked[0].outputs = []
+    nbformat.write(ref, str(tmp_path / f"{stem}.ipynb"))
+    assert any("no stored output" in p for p in N.reference_drift(stem, tmp_path))
+
+
 # -- (d) bad presets ------------------------------------------------------------------------------
 
 
