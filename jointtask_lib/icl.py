@@ -208,8 +208,11 @@ def bootstrap_curve(errors: Any, *, n_boot: int = 1000, ci: float = 0.90, seed: 
     check_float("ci", ci, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     p = e.shape[0]
     counts = np.random.default_rng(seed).multinomial(p, np.full(p, 1.0 / p), size=n_boot)
-    means = counts @ e / p  # [n_boot, N]
-    lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    ok = np.isfinite(e).all(axis=0)  # positions a predictor skipped (NaN) stay NaN throughout
+    lo, hi = np.full(e.shape[1], np.nan), np.full(e.shape[1], np.nan)
+    if ok.any():
+        means = counts @ e[:, ok] / p  # [n_boot, positions]
+        lo[ok], hi[ok] = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
     return {
         "mean": e.mean(axis=0), "lo": lo, "hi": hi,
         "std": e.std(axis=0, ddof=1) if p > 1 else np.zeros(e.shape[1]), "n_prompts": p,
@@ -532,11 +535,14 @@ def _hermite_degree(name: str, opts: dict) -> int | None:
     return None if fc.hermite_degree is None else fc.hermite_degree({**fc.defaults, **opts})
 
 
-def baselines_for(name: str, **opts) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+def baselines_for(name: str, *, fit_positions: Sequence[int] | None = None,
+                  **opts) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
     """The baselines that make sense for class ``name``: name -> ``f(xs, ys) -> preds``.
 
     Always: zero, running mean, least squares, 3-NN, averaging.  Hermite classes of degree > 1
-    add the two correctly specified fits (degree 1: least squares already is one).
+    add the two correctly specified fits (degree 1: least squares already is one); the
+    single-index fit only at ``fit_positions`` if given (NaN elsewhere; it is the costly one).
+    ``opts``: the class's options (e.g. ``unit_norm_w``).
     """
     degree = _hermite_degree(check_choice("name", name, FUNCTION_CLASSES), opts)
     out: dict[str, Callable] = {
@@ -548,7 +554,8 @@ def baselines_for(name: str, **opts) -> dict[str, Callable[[torch.Tensor, torch.
     }
     if degree is not None and degree > 1:
         out["poly_least_squares"] = lambda xs, ys: poly_least_squares_predictions(xs, ys, degree)
-        out["single_index_fit"] = lambda xs, ys: single_index_fit_predictions(xs, ys, degree)
+        pos = None if fit_positions is None else list(fit_positions)
+        out["single_index_fit"] = lambda xs, ys: single_index_fit_predictions(xs, ys, degree, positions=pos)
     return out
 
 

@@ -24,11 +24,19 @@ Stacks of models
 ----------------
 Every parameter has a leading **model axis** of size M (paper A's convention), so M models (seeds,
 curricula, single-task models of one size) train as one program.  Model i is initialised from its
-own generator seeded with ``seeds[i]``: the backbone and the position embedding GPT-2 style
-(:func:`~jointtask_lib.model.init_stacked`), the read-in and read-out like PyTorch's default
-``nn.Linear`` (uniform in ``+-1/sqrt(fan_in)``, weights and biases), as in Garg's code where they
-are plain ``nn.Linear`` layers outside the GPT-2 module.  So a model is identical whether built
-alone or in a stack.
+own generators: the backbone and the position embedding GPT-2 style
+(:func:`~jointtask_lib.model.init_stacked`, seeded with ``seeds[i]``), the read-in and read-out
+like PyTorch's default ``nn.Linear`` (uniform in ``+-1/sqrt(fan_in)``, weights and biases, from a
+generator seeded with ``READ_IO_STREAM + seeds[i]``), as in Garg's code where they are plain
+``nn.Linear`` layers outside the GPT-2 module.  So a model is identical whether built alone or in
+a stack.
+
+Random streams: torch's CPU generator (Mersenne Twister) keeps only the **low 32 bits** of a seed,
+so ``manual_seed(s + 2**32)`` is ``manual_seed(s)`` again.  Every stream a run uses therefore gets
+its own range of 32-bit seeds: training seeds are at most 999,999
+(:data:`jointtask_lib.icl_train.MAX_TRAIN_SEED`), evaluation prompts use seeds in ``[10**6,
+2**30)``, the read-in/read-out initialisation ``READ_IO_STREAM + seed = 2**30 + seed`` and the
+training prompts ``2**31 + seed`` (:data:`jointtask_lib.icl_train.PROMPT_STREAM`).
 
 Head masking
 ------------
@@ -52,10 +60,13 @@ import torch
 import torch.nn as nn
 
 from .model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked
+from .train import _slice_state
 from .validate import check_int
 
 #: ``ModelConfig`` needs a vocabulary size; the in-context model has no token table.
 _NO_VOCAB = 2
+#: Seed offset of the read-in/read-out initialisation stream (module docstring: random streams).
+READ_IO_STREAM = 2**30
 
 
 @dataclass(frozen=True)
@@ -200,29 +211,22 @@ class ICLModel(nn.Module):
     def extract(self, i: int) -> "ICLModel":
         """Model ``i`` of the stack as a stand-alone (M = 1) model."""
         one = ICLModel(self.icl_cfg, 1, seeds=[self.seeds[i]])
-        one.load_state_dict(slice_state(self.state_dict(), i))
+        one.load_state_dict(_slice_state(self, i))
         return one.to(self.wpe.device)
-
-
-def slice_state(state: dict, i: int) -> dict:
-    """Model ``i`` of a stacked state dict (every tensor keeps a model axis of size 1)."""
-    return {k: v[i : i + 1].detach().cpu().clone() for k, v in state.items()}
-
-
-def stack_states(states: list[dict]) -> dict:
-    """Concatenate single-model (or stacked) state dicts along the model axis."""
-    return {k: torch.cat([s[k] for s in states]) for k in states[0]}
 
 
 def init_icl(model: ICLModel, seeds: list[int]) -> None:
     """Initialise each model of the stack from its own seed (see the module docstring).
 
-    The backbone and positions use :func:`jointtask_lib.model.init_stacked` (GPT-2 style); the
-    read-in and read-out are then redrawn, PyTorch-``nn.Linear`` style, from a second generator per
-    model seeded with ``seed + 2**32`` (so the two streams never coincide).
+    The backbone and positions use :func:`jointtask_lib.model.init_stacked` (GPT-2 style, seeded
+    with ``seed``); the read-in and read-out are then redrawn, PyTorch-``nn.Linear`` style, from a
+    second generator per model seeded with ``READ_IO_STREAM + seed`` (``2**30 + seed``: a seed
+    torch does not truncate back onto ``seed``, see the module docstring).
     """
+    for s in seeds:
+        check_int("seeds", int(s), lo=0, hi=READ_IO_STREAM - 1)
     init_stacked(model, seeds)
-    gens = [torch.Generator().manual_seed(int(s) + 2**32) for s in seeds]
+    gens = [torch.Generator().manual_seed(READ_IO_STREAM + int(s)) for s in seeds]
     with torch.no_grad():
         for lin in (model.read_in, model.read_out):
             bound = 1.0 / math.sqrt(lin.weight.shape[1])
@@ -231,5 +235,4 @@ def init_icl(model: ICLModel, seeds: list[int]) -> None:
                 lin.bias[i].copy_((torch.rand(lin.bias.shape[1:], generator=g) * 2 - 1) * bound)
 
 
-__all__ = ["ICLConfig", "ICLModel", "count_icl_params", "interleave", "init_icl", "slice_state",
-           "stack_states"]
+__all__ = ["ICLConfig", "ICLModel", "count_icl_params", "interleave", "init_icl", "READ_IO_STREAM"]

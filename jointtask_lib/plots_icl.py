@@ -15,7 +15,9 @@ from matplotlib.figure import Figure
 
 DPI = 110
 _BASELINE_STYLE = {"least_squares": ("least squares", "0.15", "--"), "3nn": ("3-NN", "0.45", ":"),
-                   "averaging": ("averaging", "0.6", "-.")}
+                   "averaging": ("averaging", "0.6", "-."),
+                   "poly_least_squares": ("least squares on monomials (correct class)", "tab:brown", "--"),
+                   "single_index_fit": ("single-index fit (correct model)", "tab:olive", "-")}
 _LEVEL_STYLE = {"zero": ("predict 0", "tab:red"), "constant": ("predict the mean", "tab:purple")}
 
 
@@ -25,11 +27,17 @@ def _nonempty(name: str, obj) -> None:
 
 
 def _band(ax, curve: Mapping, label: str, color=None, ls="-", lw=1.4, alpha=0.18):
+    """A curve with its CI band.  A curve known only at some positions (NaN elsewhere, e.g. the
+    single-index fit) is drawn through the known points, with a marker on each."""
     y = np.asarray(curve["mean"], dtype=float)
     k = np.arange(len(y))
-    (line,) = ax.plot(k, y, ls=ls, lw=lw, color=color, label=label)
+    known = np.isfinite(y)
+    sparse = not known.all()
+    (line,) = ax.plot(k[known], y[known], ls=ls, lw=lw, color=color, label=label,
+                      marker="o" if sparse else None, ms=3.5)
     if curve.get("lo") is not None and curve.get("hi") is not None:
-        ax.fill_between(k, curve["lo"], curve["hi"], color=line.get_color(), alpha=alpha, lw=0)
+        lo, hi = np.asarray(curve["lo"], dtype=float), np.asarray(curve["hi"], dtype=float)
+        ax.fill_between(k[known], lo[known], hi[known], color=line.get_color(), alpha=alpha, lw=0)
     return line
 
 
@@ -205,7 +213,8 @@ def plot_masking(
     title: str = "Masking heads at evaluation",
     logy: bool = True,
 ) -> Figure:
-    """Rows = models, columns = classes; lines = conditions (``none``, ``top``, ``bottom``).
+    """Rows = models, columns = classes; lines = conditions (``none``, ``top``, and the controls
+    ``bottom`` and ``random``).
 
     ``curves[label][class][condition]`` is a curve; ``condition_labels`` renames conditions in
     the legend (e.g. ``top`` -> "2 most retrospective heads masked").
@@ -213,8 +222,9 @@ def plot_masking(
     _nonempty("curves", curves)
     labels = list(curves)
     classes = list(next(iter(curves.values())).keys())
-    names = {"none": "no mask", "top": "top heads masked", "bottom": "bottom heads masked", **(condition_labels or {})}
-    colors = {"none": "C0", "top": "C3", "bottom": "C2"}
+    names = {"none": "no mask", "top": "top heads masked", "bottom": "bottom heads masked",
+             "random": "random other heads masked", **(condition_labels or {})}
+    colors = {"none": "C0", "top": "C3", "bottom": "C2", "random": "C1"}
     fig = Figure(figsize=(1.2 + 3.4 * len(classes), 0.8 + 2.7 * len(labels)), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(labels), len(classes), squeeze=False)
     for i, lab in enumerate(labels):

@@ -10,6 +10,21 @@ A record is written last and atomically (temporary file + ``os.replace``), so a 
 either holds a complete record or is treated as unfinished; a killed sweep loses at most the
 stacks that were mid-training, which resume from their checkpoints.  :func:`train_or_load` is the
 cache every notebook and sweep goes through: it trains only the runs that have no record.
+
+One cache, several kinds of run
+-------------------------------
+The cache does not care what a run is.  A :class:`RunKind` tells it how to train a stack of runs,
+how to write a finished run's files, which fields a complete record has and how to order groups;
+a run spec only needs ``key()`` (its hash) and ``group_key()`` (equal for runs that can share a
+stack).  Paper A's ListOps models are :data:`LISTOPS` (the default everywhere here); paper B's
+in-context models are ``jointtask_lib.icl_train.ICL_RUNS``, under their own root
+(``<results>/icl``), so each kind's record tables only ever meet records of that kind.
+
+``train_or_load(..., workers=N)`` trains the missing runs in ``N`` single-threaded worker
+processes (each group split into ``N`` stacks): on a CPU, where one stack of small models is
+compute-bound and two threads in one process are slower than one (``benchmarks/README.md``), two
+workers on two cores are the fastest setting.  Results do not depend on it beyond rounding: a
+model trained in any stack equals the same model trained alone (tests, tolerance 1e-5).
 """
 
 from __future__ import annotations
@@ -19,12 +34,16 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import __version__
 from .train import RunResult, RunSpec, load_model, train_stack
+from .validate import check_int
 
 
 class CorruptRecord(RuntimeError):
@@ -68,6 +87,33 @@ def load_checkpoint(path, keys: list[str]) -> dict | None:
     return ck if list(ck.get("keys", [])) == list(keys) else None
 
 
+def save_stack_checkpoint(path, keys: list[str], step: int, model, opt, gens, **extra) -> None:
+    """Atomically save a stack mid-training: parameters, optimiser, random streams and ``extra``.
+
+    ``opt`` is a :class:`~jointtask_lib.train.StackedAdamW` (``state()``/``load()``); ``gens`` the
+    stack's ``torch.Generator`` objects; ``extra`` anything else the trainer needs to resume
+    (tensors, numbers, strings: ``torch.load(weights_only=True)`` must read it back).
+    """
+    atomic_torch_save({"keys": list(keys), "step": int(step), "model": model.state_dict(), "opt": opt.state(),
+                       "gens": [g.get_state() for g in gens], **extra}, path)
+
+
+def resume_stack_checkpoint(path, keys: list[str], model, opt, gens) -> dict | None:
+    """Restore what :func:`save_stack_checkpoint` saved for exactly these runs, in place.
+
+    Returns the checkpoint (``step`` and the trainer's ``extra`` entries), or ``None`` (and
+    touches nothing) when there is no checkpoint of these runs at ``path``.
+    """
+    ck = load_checkpoint(path, keys) if path else None
+    if ck is None:
+        return None
+    model.load_state_dict(ck["model"])
+    opt.load(ck["opt"])
+    for g, st in zip(gens, ck["gens"]):
+        g.set_state(st)
+    return ck
+
+
 def run_dir(root, spec_or_key) -> Path:
     key = spec_or_key if isinstance(spec_or_key, str) else spec_or_key.key()
     return Path(root) / "runs" / key
@@ -80,8 +126,36 @@ def environment_info(device: str) -> dict:
             "python": platform.python_version(), "device": device, "threads": torch.get_num_threads()}
 
 
+# ------------------------------------------------------------------------------------------------
+# Kinds of run
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """What the generic cache needs to know about one kind of run (all module-level functions,
+    so a kind can be sent to a worker process).
+
+    * ``train_stack(root, specs, *, device, progress, checkpoint_path, checkpoint_every)`` trains
+      one stack of runs (resuming from ``checkpoint_path``) and returns one result per spec;
+    * ``save_result(root, result, device)`` writes a finished run (record last) and returns the record;
+    * ``required``: fields every complete record has (a record without one is corrupt);
+    * ``order(spec)``: sort key of a group by its first run (e.g. the width), for a stable order;
+    * ``dependencies(spec)``: runs that must be finished before this one starts (pretraining);
+    * ``checkpoint_every``: default steps between checkpoints.
+    """
+
+    name: str
+    train_stack: Callable[..., list]
+    save_result: Callable[..., dict]
+    required: tuple[str, ...]
+    order: Callable[[Any], Any]
+    dependencies: Callable[[Any], list]
+    checkpoint_every: int = 500
+
+
 def save_result(root, res: RunResult, device: str) -> dict:
-    """Write a finished run: weights first, then the record (atomically) that marks it done."""
+    """Write a finished ListOps run: weights first, then the record (atomically) that marks it done."""
     d = run_dir(root, res.spec)
     atomic_torch_save(res.state, d / "model.pt")
     record = {
@@ -100,16 +174,48 @@ def save_result(root, res: RunResult, device: str) -> dict:
     return record
 
 
-def load_record(root, spec_or_key) -> dict | None:
-    """The record of a finished run, ``None`` if unfinished; :class:`CorruptRecord` if unreadable."""
+def _listops_stack(root, specs: list[RunSpec], *, device, progress, checkpoint_path, checkpoint_every):
+    init_states = None
+    if any(s.init is not None for s in specs):  # pretrained runs: start from their weights
+        init_states = [None if s.init is None else
+                       torch.load(run_dir(root, s.init) / "model.pt", map_location="cpu", weights_only=True)
+                       for s in specs]
+    return train_stack(specs, device=device, progress=progress, checkpoint_path=checkpoint_path,
+                       checkpoint_every=checkpoint_every, init_states=init_states)
+
+
+def _listops_order(spec: RunSpec):
+    return spec.arch.n_embed
+
+
+def _listops_dependencies(spec: RunSpec) -> list:
+    return [] if spec.init is None else [spec.init]
+
+
+#: Paper A's ListOps / permutation models (:mod:`jointtask_lib.train`).
+LISTOPS = RunKind(name="listops", train_stack=_listops_stack, save_result=save_result, required=("metrics",),
+                  order=_listops_order, dependencies=_listops_dependencies, checkpoint_every=500)
+
+
+# ------------------------------------------------------------------------------------------------
+# The cache
+# ------------------------------------------------------------------------------------------------
+
+
+def load_record(root, spec_or_key, *, kind: RunKind = LISTOPS) -> dict | None:
+    """The record of a finished run, ``None`` if unfinished; :class:`CorruptRecord` if unreadable
+    (not JSON, another run's key, or missing a field ``kind.required`` names)."""
     p = run_dir(root, spec_or_key) / "record.json"
     if not p.exists():
         return None
     try:
         rec = json.loads(p.read_text())
         key = spec_or_key if isinstance(spec_or_key, str) else spec_or_key.key()
-        if rec.get("key") != key or "metrics" not in rec:
-            raise ValueError("key mismatch or missing metrics")
+        if not isinstance(rec, dict) or rec.get("key") != key:
+            raise ValueError("key mismatch")
+        missing = [f for f in kind.required if f not in rec]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
         return rec
     except (ValueError, json.JSONDecodeError) as exc:
         raise CorruptRecord(f"corrupt run record {p}: {exc}; delete the directory to retrain") from exc
@@ -121,65 +227,112 @@ def load_weights(root, spec: RunSpec, device: str = "cpu"):
     return load_model(spec, state, device)
 
 
-def group_specs(specs: list[RunSpec]) -> list[list[RunSpec]]:
-    """Split runs into stackable groups (same width and recipe), in a deterministic order."""
-    groups: dict[str, list[RunSpec]] = {}
+def group_specs(specs: list, *, order: Callable[[Any], Any] = _listops_order) -> list[list]:
+    """Split runs into stackable groups (equal ``group_key()``), in a deterministic order."""
+    groups: dict[str, list] = {}
     for s in specs:
         groups.setdefault(s.group_key(), []).append(s)
-    return [groups[k] for k in sorted(groups, key=lambda k: (groups[k][0].arch.n_embed, k))]
+    return [groups[k] for k in sorted(groups, key=lambda k: (order(groups[k][0]), k))]
 
 
-def group_checkpoint(root, specs: list[RunSpec]) -> Path:
+def group_checkpoint(root, specs: list) -> Path:
     gkey = hashlib.sha256("|".join(s.key() for s in specs).encode()).hexdigest()[:16]
     return Path(root) / "groups" / gkey / "ckpt.pt"
 
 
-def train_group(root, specs: list[RunSpec], *, device: str = "auto", progress: bool = False,
-                checkpoint_every: int = 500, max_stack: int | None = None) -> list[dict]:
-    """Train one group of runs (resuming from its checkpoint) and write their records."""
+def _chunks(specs: list, n: int | None) -> list[list]:
+    return [specs] if not n else [specs[i:i + n] for i in range(0, len(specs), n)]
+
+
+def train_group(root, specs: list, *, device: str = "auto", progress: bool = False,
+                checkpoint_every: int | None = None, max_stack: int | None = None,
+                kind: RunKind = LISTOPS) -> list[dict]:
+    """Train one group of runs (stacks of at most ``max_stack``, each resuming from its
+    checkpoint) and write their records; their ``dependencies`` first, through the cache."""
     from .train import resolve_device
 
     dev = str(resolve_device(device))
+    deps = [d for s in specs for d in kind.dependencies(s)]
+    if deps:
+        train_or_load(root, deps, device=device, progress=progress, max_stack=max_stack, kind=kind)
+    every = kind.checkpoint_every if checkpoint_every is None else checkpoint_every
     out = []
-    chunks = [specs] if not max_stack else [specs[i:i + max_stack] for i in range(0, len(specs), max_stack)]
-    inits = [s.init for s in specs if s.init is not None]
-    if inits:  # pretrained runs first (through the cache), then load their weights
-        train_or_load(root, inits, device=device, progress=progress, max_stack=max_stack)
-    for chunk in chunks:
+    for chunk in _chunks(specs, max_stack):
         ck = group_checkpoint(root, chunk)
-        init_states = None
-        if any(s.init is not None for s in chunk):
-            init_states = [None if s.init is None else
-                           torch.load(run_dir(root, s.init) / "model.pt", map_location="cpu", weights_only=True)
-                           for s in chunk]
-        results = train_stack(chunk, device=dev, progress=progress, checkpoint_path=ck,
-                              checkpoint_every=checkpoint_every, init_states=init_states)
-        for r in results:
-            out.append(save_result(root, r, dev))
+        for r in kind.train_stack(root, chunk, device=dev, progress=progress, checkpoint_path=ck,
+                                  checkpoint_every=every):
+            out.append(kind.save_result(root, r, dev))
         if ck.exists():
             ck.unlink()
     return out
 
 
-def train_or_load(root, specs: list[RunSpec], *, device: str = "auto", progress: bool = False,
-                  force: bool = False, max_stack: int | None = None) -> list[dict]:
-    """Records for ``specs`` (in order): finished runs are read, missing ones trained (stacked)."""
+def split_for_workers(groups: list[list], workers: int) -> list[list]:
+    """Jobs for ``workers`` processes: each group cut into ``min(workers, len(group))`` stacks of
+    near-equal size (contiguous, in order), so every worker gets an equal share of each group."""
+    check_int("workers", workers, lo=1)
+    jobs = []
+    for g in groups:
+        n = min(workers, len(g))
+        size, extra = divmod(len(g), n)
+        start = 0
+        for i in range(n):
+            stop = start + size + (i < extra)
+            jobs.append(g[start:stop])
+            start = stop
+    return jobs
+
+
+def _worker_job(root, specs, device, threads, checkpoint_every, max_stack, kind) -> list[dict]:
+    """One job in a worker process: ``threads`` torch threads, train, write, return the records."""
+    torch.set_num_threads(threads)
+    return train_group(root, specs, device=device, progress=False, checkpoint_every=checkpoint_every,
+                       max_stack=max_stack, kind=kind)
+
+
+def train_or_load(root, specs: list, *, device: str = "auto", progress: bool = False, force: bool = False,
+                  max_stack: int | None = None, kind: RunKind = LISTOPS, workers: int = 1,
+                  worker_threads: int = 1, checkpoint_every: int | None = None) -> list[dict]:
+    """Records for ``specs`` (in order): finished runs are read, missing ones trained (stacked).
+
+    ``workers > 1`` trains in that many spawned processes with ``worker_threads`` torch threads
+    each (see the module docstring); dependencies are trained first, in this process.
+    """
+    check_int("workers", workers, lo=1)
+    check_int("worker_threads", worker_threads, lo=1)
     records: dict[str, dict] = {}
     todo = []
     for s in specs:
-        rec = None if force else load_record(root, s)
+        rec = None if force else load_record(root, s, kind=kind)
         if rec is None:
             todo.append(s)
         else:
             records[s.key()] = rec
     unique = list({s.key(): s for s in todo}.values())
-    for group in group_specs(unique):
-        for rec in train_group(root, group, device=device, progress=progress, max_stack=max_stack):
-            records[rec["key"]] = rec
+    groups = group_specs(unique, order=kind.order)
+    if workers == 1 or len(unique) < 2:
+        for group in groups:
+            for rec in train_group(root, group, device=device, progress=progress, max_stack=max_stack,
+                                   checkpoint_every=checkpoint_every, kind=kind):
+                records[rec["key"]] = rec
+        return [records[s.key()] for s in specs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    deps = [d for s in unique for d in kind.dependencies(s)]
+    if deps:  # before the pool, so no two workers train the same dependency
+        train_or_load(root, deps, device=device, progress=progress, max_stack=max_stack, kind=kind)
+    jobs = split_for_workers(groups, workers)
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+        futs = [ex.submit(_worker_job, str(root), job, device, worker_threads, checkpoint_every, max_stack, kind)
+                for job in jobs]
+        for f in futs:
+            for rec in f.result():
+                records[rec["key"]] = rec
     return [records[s.key()] for s in specs]
 
 
-def load_records(root, *, strict: bool = True) -> list[dict]:
+def load_records(root, *, strict: bool = True, kind: RunKind = LISTOPS) -> list[dict]:
     """Every finished record under ``root/runs`` (for tables).  Corrupt ones raise (``strict``)
     or are returned as ``{"key": ..., "error": ...}`` entries, never silently dropped."""
     out = []
@@ -190,7 +343,7 @@ def load_records(root, *, strict: bool = True) -> list[dict]:
         if not (d / "record.json").exists():
             continue
         try:
-            out.append(load_record(root, d.name))
+            out.append(load_record(root, d.name, kind=kind))
         except CorruptRecord as exc:
             if strict:
                 raise

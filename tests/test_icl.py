@@ -281,6 +281,15 @@ def test_baselines_for():
     assert "single_index_fit" not in baselines_for("relu2nn")
 
 
+def test_baselines_for_fit_positions_only_there():
+    g = torch.Generator().manual_seed(0)
+    pb = sample_batch("quadratic", 8, 12, 2, g, unit_norm_w=True)
+    p = baselines_for("quadratic", fit_positions=[4, 11], unit_norm_w=True)["single_index_fit"](pb.xs, pb.ys)
+    assert torch.isnan(p[:, [0, 1, 2, 3, 5, 10]]).all() and torch.isfinite(p[:, [4, 11]]).all()
+    direct = single_index_fit_predictions(pb.xs, pb.ys, 2, positions=[4, 11])
+    torch.testing.assert_close(p, direct, equal_nan=True)
+
+
 def test_baseline_shape_validation():
     with pytest.raises(ValueError, match="'xs'"):
         least_squares_predictions(torch.zeros(2, 3, 4), torch.zeros(2, 4))
@@ -307,6 +316,16 @@ def test_bootstrap_constant_and_deterministic():
     a, b = bootstrap_curve(e, seed=1), bootstrap_curve(e, seed=1)
     np.testing.assert_array_equal(a["lo"], b["lo"])
     assert np.all(a["lo"] <= a["mean"]) and np.all(a["mean"] <= a["hi"])
+
+
+def test_bootstrap_skips_positions_without_values():
+    e = np.random.default_rng(0).exponential(size=(200, 3))
+    with_gap = e.copy()
+    with_gap[:, 1] = np.nan  # a predictor evaluated only at some positions
+    a, b = bootstrap_curve(e, seed=4), bootstrap_curve(with_gap, seed=4)
+    assert np.isnan([b["mean"][1], b["lo"][1], b["hi"][1]]).all()
+    np.testing.assert_allclose(b["lo"][[0, 2]], a["lo"][[0, 2]])
+    np.testing.assert_allclose(b["hi"][[0, 2]], a["hi"][[0, 2]])
 
 
 def test_bootstrap_width_matches_normal_theory():

@@ -45,6 +45,18 @@ def test_y_range_ignores_extreme_baselines():
     assert 0.01 < lo < 0.1 and 1.0 < hi < 5.0
 
 
+def test_baseline_known_at_some_positions_is_drawn_through_them():
+    sparse = {"mean": [np.nan, np.nan, 0.5, np.nan, 0.2, 0.1], "lo": [np.nan] * 6, "hi": [np.nan] * 6}
+    fig = plot_error_vs_k({"m": {"cubic": _curve(6)}}, baselines={"cubic": {"single_index_fit": sparse}},
+                          levels={"cubic": {"zero": 1.0, "constant": 1.0}})
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("single-index fit")][0]
+    np.testing.assert_array_equal(line.get_xdata(), [2, 4, 5])
+    np.testing.assert_allclose(line.get_ydata(), [0.5, 0.2, 0.1])
+    assert line.get_marker() == "o"
+    model_line = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "m"][0]
+    assert model_line.get_marker() in ("None", None, "")
+
+
 def test_equal_levels_drawn_once():
     fig = plot_error_vs_k({"m": {"linear": _curve()}}, levels={"linear": {"zero": 0.2, "constant": 0.2}})
     assert len(fig.axes[0].get_lines()) == 2
@@ -69,9 +81,14 @@ def test_head_scores_and_marks():
 
 
 def test_masking_seed_and_snapshot_figures():
-    conds = {c: {"none": _curve(), "top": _curve(scale=3), "bottom": _curve(scale=1.1)} for c in CLASSES}
-    fig = plot_masking({"mixed s0": conds, "mixed s1": conds}, levels=LEVELS)
+    conds = {c: {"none": _curve(), "top": _curve(scale=3), "bottom": _curve(scale=1.1),
+                 "random": _curve(scale=1.2)} for c in CLASSES}
+    fig = plot_masking({"mixed s0": conds, "mixed s1": conds}, levels=LEVELS,
+                       condition_labels={"random": "2 random other heads masked"})
     assert len([ax for ax in fig.axes if ax.get_lines()]) == 6
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert labels[:4] == ["no mask", "top heads masked", "bottom heads masked", "2 random other heads masked"]
+    assert fig.axes[0].get_lines()[3].get_color() == "C1"
     fig = plot_seed_curves({"mixed": [_curve(), _curve()], "single": [_curve(scale=2)]},
                            level={"zero": 1.0, "constant": 0.8}, threshold=0.2)
     assert len(fig.axes[0].get_lines()) == 3 + 2 + 1
