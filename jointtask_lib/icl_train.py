@@ -76,6 +76,9 @@ RUN_FORMAT = 2  # bump when the meaning of a stored run changes (invalidates the
 # 2: training prompts from their own stream (PROMPT_STREAM + seed), no longer the initialisation's
 #    seed; read-in/out initialised from 2**30 + seed (2**32 + seed was truncated back to seed).
 PAPER_TASKS = ("linear", "quadratic", "cubic")
+# The labels (ICLRunSpec.label) of the models notebook 09 trains: the three multi-task curricula
+# over PAPER_TASKS and one single-task model per class.
+MODEL_LABELS = ("mixed", "sequential", "random") + tuple(f"single:{t}" for t in PAPER_TASKS)
 #: Training seeds must stay at or below this; evaluation prompts use seeds above it.
 MAX_TRAIN_SEED = 999_999
 #: Seed offset of the training-prompt stream: run ``seed`` draws its prompts from ``PROMPT_STREAM + seed``.

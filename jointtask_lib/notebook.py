@@ -148,7 +148,8 @@ class Rule:
     ``hi_open``), ``"ints"`` (a non-empty list of such ints), ``"choice"`` (one of ``choices``),
     ``"op"`` / ``"ops"`` (an operation name / a non-empty list of them, from the task registries),
     ``"sweep"`` / ``"sweeps"`` (the name / a list of names of ``params/sweeps/<name>.yaml``
-    files that exist) or ``"sweep_preset"`` (a preset that every sweep the notebook names defines).
+    files that exist), ``"sweep_preset"`` (a preset that every sweep the notebook names defines)
+    or ``"choices"`` (a list of items from ``choices``).  Lists need at least ``min_len`` items.
     """
 
     kind: str
@@ -157,6 +158,7 @@ class Rule:
     lo_open: bool = False
     hi_open: bool = False
     choices: tuple = ()
+    min_len: int = 1
 
 
 def _int(lo=None, hi=None) -> Rule:
@@ -165,6 +167,12 @@ def _int(lo=None, hi=None) -> Rule:
 
 def _float(lo=None, hi=None, lo_open=False, hi_open=False) -> Rule:
     return Rule("float", lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def _icl_labels() -> tuple[str, ...]:
+    # Literal copy of icl_train.MODEL_LABELS (importing it would pull torch into ``jointtask
+    # notebooks`` start-up); tests/test_notebooks.py checks that the two agree.
+    return ("mixed", "sequential", "random", "single:linear", "single:quadratic", "single:cubic")
 
 
 # Keyed by parameter name, for every notebook that has the parameter; the bounds are the ones the
@@ -179,6 +187,7 @@ PARAM_RULES: dict[str, Rule] = {
     "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
     # fractions
     "level": _float(0.0, 1.0, lo_open=True, hi_open=True), "min_acc": _float(0.0, 1.0),
+    "alpha": _float(0.0, 1.0, lo_open=True, hi_open=True),
     # choices
     "metric": Rule("choice", choices=("gen_acc", "tf_acc")),
     "device": Rule("choice", choices=("auto", "cpu", "cuda")),
@@ -196,8 +205,11 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
         "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
         "seeds": Rule("ints", lo=0), "other_seeds": Rule("ints", lo=0), "n_eval_prompts": _int(2),
         "n_score_prompts": _int(1), "n_mask": _int(0), "snapshot_prompts": _int(0),
-        "converge_frac": _float(0.0, 1.0, lo_open=True),
+        "converge_frac": _float(0.0, 1.0, lo_open=True), "fit_positions": Rule("ints", lo=1, min_len=0),
+        "shift_x_scale": _float(0.0, lo_open=True),
+        "shift_models": Rule("choices", choices=_icl_labels()),
     },
+    "08_output_structure": {"synergy_features": Rule("choices", choices=("res", "blk"))},
 }
 
 
@@ -268,15 +280,23 @@ def _rule_problem(rule: Rule, value, key: str, params: dict, stem: str) -> str |
     """Why ``value`` breaks ``rule`` ("must be ...; got ..."), or ``None``."""
     if rule.kind in ("int", "float"):
         return _library_check(rule, key, value)
+    what = "a non-empty list" if rule.min_len == 1 else f"a list of at least {rule.min_len} item(s)"
+    if rule.min_len == 0:
+        what = "a list"
+    if rule.kind in ("ints", "choices") and len(value) < rule.min_len:
+        return f"must be {what}; got {value!r}"
     if rule.kind == "ints":
-        if not value:
-            return f"must be a non-empty list; got {value!r}"
         for i, v in enumerate(value):
             if (why := _library_check(rule, key, v)) is not None:
-                return f"must be a non-empty list; item {i} {why}"
+                return f"must be {what}; item {i} {why}"
     elif rule.kind == "choice":
         if value not in rule.choices:
             return f"must be one of {', '.join(map(str, rule.choices))}; got {value!r}"
+    elif rule.kind == "choices":
+        bad = [v for v in value if v not in rule.choices]
+        if bad:
+            return (f"must be a list of items from {', '.join(map(str, rule.choices))}; got {value!r} "
+                    f"({', '.join(map(str, bad))} unknown)")
     elif rule.kind in ("op", "ops"):
         names = _op_names()
         values = [value] if rule.kind == "op" else list(value)

@@ -151,9 +151,8 @@ for k in fit_positions:
 torch.set_num_threads(threads)
 
 TASKS = icl_train.PAPER_TASKS  # ("linear", "quadratic", "cubic"), in curriculum order
-LABELS = ("mixed", "sequential", "random", "single:linear", "single:quadratic", "single:cubic")
 for lab in shift_models:
-    check_choice("shift_models", lab, LABELS)
+    check_choice("shift_models", lab, icl_train.MODEL_LABELS)
 model_cfg = ICLConfig(d=d, n_points=n_points, n_embed=n_embed, n_layers=n_layers, n_heads=n_heads)
 train_cfg = ICLTrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            snapshot_prompts=snapshot_prompts, log_every=max(1, steps // 100))
@@ -526,8 +525,8 @@ for lab, ss in snaps.items():
 # with the highest score (averaged over the three classes).
 
 # %%
-scores = {lab: first(lab)["eval"]["head_scores"] for lab in LABELS}
-marked = {lab: first(lab)["eval"]["masked_heads"]["top"] for lab in LABELS}
+scores = {lab: first(lab)["eval"]["head_scores"] for lab in icl_train.MODEL_LABELS}
+marked = {lab: first(lab)["eval"]["masked_heads"]["top"] for lab in icl_train.MODEL_LABELS}
 fig = plots_icl.plot_head_scores(scores, marked=marked)
 plots.show_figure(fig, "09_head_scores", results, save=save_figures)
 
@@ -618,13 +617,13 @@ print(f"{len(claims)} claims written to claims/{claims_path.name}")
 if interactive:
     import ipywidgets as widgets
 
-    def _explore(model=LABELS[0], cls="quadratic"):
+    def _explore(model=icl_train.MODEL_LABELS[0], cls="quadratic"):
         r = first(model)
         fig = plots_icl.plot_masking({model: {cls: r["eval"]["curves"][cls]}},
                                      levels={cls: base[cls]["levels"]})
         plots.show_figure(fig, "explore", results, save=False)
 
-    widgets.interact(_explore, model=list(LABELS), cls=list(TASKS))
+    widgets.interact(_explore, model=list(icl_train.MODEL_LABELS), cls=list(TASKS))
 
 # %% [markdown]
 # ## What we saw

@@ -441,3 +441,24 @@ def test_results_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert paths.repo_root() == root
     assert paths.figures_dir(tmp_path) == tmp_path / "figures"
+
+
+def test_rule_table_choices_agree_with_the_library():
+    from jointtask_lib import icl_train
+    from jointtask_lib.analysis import synergy
+
+    assert N.NOTEBOOK_RULES["09_icl_function_classes"]["shift_models"].choices == icl_train.MODEL_LABELS
+    assert N.NOTEBOOK_RULES["08_output_structure"]["synergy_features"].choices == synergy.FEATURE_KINDS
+
+
+@pytest.mark.parametrize("key, value, expect", [
+    ("shift_models", ["mixed", "cubic-only"], "cubic-only unknown"),
+    ("fit_positions", [0], "item 0"),
+    ("shift_x_scale", 0.0, "shift_x_scale"),
+])
+def test_icl_preset_values_are_checked(tmp_params, key, value, expect):
+    stem = "09_icl_function_classes"
+    f = _preset(tmp_params, stem, {key: value})
+    with pytest.raises(ValueError) as e:
+        N.load_preset(stem, "smoke")
+    assert str(f) in str(e.value) and repr(key) in str(e.value) and expect in str(e.value)
