@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import repo_root, results_dir
+from .paths import atomic_write, repo_root, results_dir
 from .validate import check_choice, check_float, check_int
 
 ROOT = repo_root()
@@ -293,6 +293,8 @@ def _rule_problem(rule: Rule, value, key: str, params: dict, stem: str) -> str |
         if value not in rule.choices:
             return f"must be one of {', '.join(map(str, rule.choices))}; got {value!r}"
     elif rule.kind == "choices":
+        if len(set(value)) != len(value):
+            return f"must list distinct items from {', '.join(map(str, rule.choices))}; got {value!r}"
         bad = [v for v in value if v not in rule.choices]
         if bad:
             return (f"must be a list of items from {', '.join(map(str, rule.choices))}; got {value!r} "
@@ -369,6 +371,22 @@ def _type_ok(default, value) -> bool:
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     return isinstance(value, type(default))
+
+
+def check_parameters(stem: str, namespace: dict) -> dict:
+    """Inside a notebook: check the values of *all* its parameters (preset, papermill or hand
+    edited) by the same rules as a preset file, before anything is computed.
+
+    ``namespace`` is the notebook's ``globals()``; the parameter names and their default types
+    come from the notebook's source (``notebooks/<stem>.py``).  Returns ``{name: value}``.  The
+    message names the notebook, the parameter and what is allowed.  Checks that relate several
+    parameters (e.g. a width that the chosen sweep trains) stay in the notebook.
+    """
+    path = resolve_notebook(stem)
+    defaults = notebook_parameters(path)
+    values = {k: namespace[k] for k in defaults if k in namespace}
+    check_params(values, defaults, where=f"notebook {path.stem}", stem=path.stem)
+    return values
 
 
 def check_params(values: dict, defaults: dict, where: str, stem: str = "") -> dict:
@@ -473,17 +491,7 @@ def _normalise(nb, reference: bool) -> None:
 def _atomic_write_nb(nb, dest: Path) -> None:
     import nbformat
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".ipynb.tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(dest, lambda fh: nbformat.write(nb, fh), text=True)
 
 
 def execute_notebook(

@@ -67,6 +67,31 @@ def figures_dir(results: str | os.PathLike) -> Path:
 
 
 PNG_METADATA = {"Software": None}
+def atomic_write(path: str | os.PathLike, write, *, text: bool = False) -> Path:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file in the same directory,
+    which is flushed, fsynced, made readable (0644; ``mkstemp`` creates 0600) and moved into place
+    with :func:`os.replace`.  A reader sees the old file or the new one, never half of one; on any
+    error the temporary file is removed and ``path`` is untouched.  Every writer of results in the
+    library (records, weights, checkpoints, figures, notebooks) goes through here."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 
 
@@ -90,18 +115,7 @@ def save_figure(fig, name: str, results_dir: str | os.PathLike, *, pdf: bool = F
     formats = [("png", PNG_METADATA)] + ([("pdf", PDF_METADATA)] if pdf else [])
     paths = []
     for fmt, meta in formats:
-        final = out / f"{name}.{fmt}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{fmt}.tmp", dir=out)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format=fmt, metadata=meta, dpi=dpi, bbox_inches="tight")
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600
-            os.replace(tmp, final)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        final = atomic_write(out / f"{name}.{fmt}", lambda fh, fmt=fmt, meta=meta: fig.savefig(
+            fh, format=fmt, metadata=meta, dpi=dpi, bbox_inches="tight"))
         paths.append(final)
     return paths[0]

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .paths import atomic_write
 from .train import RunResult, RunSpec, load_model, train_stack
 from .validate import check_int
 
@@ -51,19 +51,7 @@ class CorruptRecord(RuntimeError):
 
 
 def atomic_write_bytes(data: bytes, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_json(obj, path) -> None:
@@ -352,10 +340,15 @@ def load_records(root, *, strict: bool = True, kind: RunKind = LISTOPS) -> list[
 
 
 def records_table(records: list[dict]) -> list[dict]:
-    """Flat rows (one per run and op) for analysis: task, width, params, seed, accuracies."""
+    """Flat rows (one per run and op) for analysis: task, width, params, seed, accuracies.
+
+    A corrupt record (``load_records(strict=False)``) becomes one row ``{"key", "error"}``, so
+    a table shows it instead of silently losing the run.
+    """
     rows = []
     for r in records:
         if "error" in r:
+            rows.append({"key": r["key"], "error": r["error"]})
             continue
         s = r["spec"]
         base = {

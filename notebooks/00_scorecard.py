@@ -41,9 +41,9 @@ write_markdown = True
 from IPython.display import Markdown, display
 
 from jointtask_lib import paths, scorecard
-from jointtask_lib.validate import check_bool
+from jointtask_lib.notebook import check_parameters
 
-check_bool("write_markdown", write_markdown)
+check_parameters("00_scorecard", globals())  # every parameter, by the rules presets obey
 results = paths.results_dir(results_dir)
 print("verdicts:", ", ".join(scorecard.VERDICTS))
 

@@ -85,17 +85,9 @@ interactive = False
 # %%
 from jointtask_lib import paths, plots, tables
 from jointtask_lib.tasks import TaskConfig
-from jointtask_lib.validate import check_bool, check_int
+from jointtask_lib.notebook import check_parameters
 
-check_int("n_examples", n_examples, lo=0, hi=50)
-check_int("demo_train", demo_train, lo=1)
-check_int("demo_test", demo_test, lo=1)
-check_int("seed", seed, lo=0)
-check_bool("save_figures", save_figures)
-check_bool("interactive", interactive)
-for name, value in [("moduli", moduli), ("perm_ks", perm_ks)]:
-    if not value:
-        raise ValueError(f"'{name}' must list at least one size; got {value!r}")
+check_parameters("01_tasks", globals())  # every parameter, by the rules presets obey
 
 shape = dict(depth=depth, min_args=min_args, max_args=max_args)
 task = TaskConfig(ops=tuple(ops), modulus=modulus, **shape)  # the task mix of the examples

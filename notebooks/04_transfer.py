@@ -75,14 +75,10 @@ interactive = False
 from jointtask_lib import experiments, paths, plots, scorecard, tables
 from jointtask_lib.sweep import load_sweep, run_specs
 from jointtask_lib.tasks import TaskConfig
-from jointtask_lib.validate import check_bool, check_choice, check_float, check_int
+from jointtask_lib.notebook import check_parameters
+from jointtask_lib.validate import check_choice
 
-check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-check_int("n_boot", n_boot, lo=50)
-check_int("workers", workers, lo=1)
-check_int("width", width, lo=0)
-check_bool("save_figures", save_figures)
-check_bool("interactive", interactive)
+check_parameters("04_transfer", globals())  # every parameter, by the rules presets obey
 sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
 if width:
     check_choice("width", width, sw.widths)

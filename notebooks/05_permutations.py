@@ -57,13 +57,9 @@ interactive = False
 # NBVAL_CHECK_OUTPUT
 from jointtask_lib import experiments, paths, plots, scorecard, tables
 from jointtask_lib.sweep import load_sweep, run_sweep
-from jointtask_lib.validate import check_bool, check_float, check_int
+from jointtask_lib.notebook import check_parameters
 
-check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-check_int("n_boot", n_boot, lo=50)
-check_int("workers", workers, lo=1)
-check_bool("save_figures", save_figures)
-check_bool("interactive", interactive)
+check_parameters("05_permutations", globals())  # every parameter, by the rules presets obey
 sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
 if (target,) not in sw.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {sweep}")

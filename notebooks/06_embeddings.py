@@ -92,18 +92,10 @@ from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import viz
 from jointtask_lib.runs import train_or_load
 from jointtask_lib.sweep import run_sweep
-from jointtask_lib.validate import check_bool, check_float, check_int
+from jointtask_lib.notebook import check_parameters
 
-check_int("width", width, lo=0)
-check_float("min_acc", min_acc, lo=0.0, hi=1.0)
-check_int("null_samples", null_samples, lo=10)
-check_int("n_boot", n_boot, lo=50)
-check_float("alpha", alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-check_int("workers", workers, lo=1)
-check_int("threads", threads, lo=1)
+check_parameters("06_embeddings", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
-for name, flag in [("train_transfer", train_transfer), ("save_figures", save_figures), ("interactive", interactive)]:
-    check_bool(name, flag)
 mixes = {"single": single, "joint": joint}
 sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
 target = single[0]

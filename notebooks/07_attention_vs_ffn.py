@@ -84,19 +84,10 @@ from jointtask_lib.analysis import sublayers as SL
 from jointtask_lib.analysis import viz
 from jointtask_lib.analysis.embeddings import score_with_ci
 from jointtask_lib.sweep import run_sweep
-from jointtask_lib.validate import check_bool, check_choice, check_float, check_int
+from jointtask_lib.notebook import check_parameters
 
-check_int("width", width, lo=0)
-check_float("min_acc", min_acc, lo=0.0, hi=1.0)
-check_int("eval_limit", eval_limit, lo=1)
-check_choice("metric", metric, ("gen_acc", "tf_acc"))
-check_int("n_boot", n_boot, lo=50)
-check_float("alpha", alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-check_int("workers", workers, lo=1)
-check_int("threads", threads, lo=1)
+check_parameters("07_attention_vs_ffn", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
-check_bool("save_figures", save_figures)
-check_bool("interactive", interactive)
 mixes = {"single": single, "joint": joint}
 sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
 target = single[0]

@@ -90,21 +90,9 @@ from jointtask_lib.analysis import viz
 from jointtask_lib.analysis.models import cached_records
 from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.tasks import LISTOPS_OPS, TaskConfig, entropy_bits
-from jointtask_lib.validate import check_bool, check_choice, check_float, check_int
+from jointtask_lib.notebook import check_parameters
 
-for name, v, lo in [("n_boot", n_boot, 50), ("n_perm", n_perm, 100), ("threads", threads, 1), ("workers", workers, 1)]:
-    check_int(name, v, lo=lo)
-check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-check_float("alpha", alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-for name, flag in [("train_extra", train_extra), ("save_figures", save_figures), ("interactive", interactive)]:
-    check_bool(name, flag)
-if not moduli or any(not isinstance(m, int) or m < 2 for m in moduli):
-    raise ValueError(f"'moduli' must be a non-empty list of ints >= 2; got {moduli}")
-if not synergy_features or len(set(synergy_features)) != len(synergy_features):
-    raise ValueError(f"'synergy_features' must be a non-empty list of distinct kinds from {list(SY.FEATURE_KINDS)}; "
-                     f"got {synergy_features}")
-for kind in synergy_features:
-    check_choice("synergy_features", kind, SY.FEATURE_KINDS)
+check_parameters("08_output_structure", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)
 sweep_dir = paths.repo_root() / "params" / "sweeps"
 single_sw = load_sweep(sweep_dir / f"{single_sweep}.yaml", sweep_preset)

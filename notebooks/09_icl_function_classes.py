@@ -137,22 +137,15 @@ from jointtask_lib import icl, icl_train, paths, plots, plots_icl, scorecard
 from jointtask_lib.icl_model import ICLConfig, count_icl_params, interleave
 from jointtask_lib.icl_train import ICLEvalConfig, ICLRunSpec, ICLTrainConfig, late_error, tail_error
 from jointtask_lib.tasks.functions import sample_prompts
-from jointtask_lib.validate import check_bool, check_choice, check_float, check_int
+from jointtask_lib.notebook import check_parameters
+from jointtask_lib.validate import check_int
 
-check_int("threads", threads, lo=1)
-check_int("workers", workers, lo=1)
-check_float("converge_frac", converge_frac, lo=0.0, hi=1.0, lo_open=True)
-for name, value in (("save_figures", save_figures), ("progress", progress), ("interactive", interactive)):
-    check_bool(name, value)
-if not seeds or not other_seeds:
-    raise ValueError("'seeds' and 'other_seeds' must each list at least one seed")
-for k in fit_positions:
+check_parameters("09_icl_function_classes", globals())  # every parameter, by the rules presets obey
+for k in fit_positions:  # needs n_points: checked here
     check_int("fit_positions", k, lo=1, hi=n_points - 1)
 torch.set_num_threads(threads)
 
 TASKS = icl_train.PAPER_TASKS  # ("linear", "quadratic", "cubic"), in curriculum order
-for lab in shift_models:
-    check_choice("shift_models", lab, icl_train.MODEL_LABELS)
 model_cfg = ICLConfig(d=d, n_points=n_points, n_embed=n_embed, n_layers=n_layers, n_heads=n_heads)
 train_cfg = ICLTrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
                            snapshot_prompts=snapshot_prompts, log_every=max(1, steps // 100))

@@ -462,3 +462,14 @@ def test_icl_preset_values_are_checked(tmp_params, key, value, expect):
     with pytest.raises(ValueError) as e:
         N.load_preset(stem, "smoke")
     assert str(f) in str(e.value) and repr(key) in str(e.value) and expect in str(e.value)
+
+
+def test_check_parameters_uses_the_preset_rules_inside_a_notebook():
+    stem = "02_learning_transition"
+    ns = dict(N.notebook_parameters(N.resolve_notebook(stem)))
+    assert N.check_parameters(stem, ns) == ns
+    for key, bad, expect in [("n_boot", 10, ">= 50"), ("save_figures", "yes", "a boolean"),
+                             ("sweep_preset", "huge", "smoke, quick, paper"), ("level", 1.0, "'level'")]:
+        with pytest.raises(ValueError) as e:
+            N.check_parameters(stem, {**ns, key: bad})
+        assert f"notebook {stem}" in str(e.value) and repr(key) in str(e.value) and expect in str(e.value)
