@@ -9,13 +9,14 @@ PRESET ?= quick
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce venv unit nbtest nbref smoke bench clean help
+.PHONY: test reproduce venv unit nbtest nbref smoke bench snapshot clean help
 
 help:
 	@echo "make test       - install (fresh .venv) and run library tests + notebooks under nbval (smoke)"
 	@echo "make reproduce  - install and execute every notebook at PRESET=$(PRESET) into results/"
 	@echo "make nbref      - regenerate the smoke-preset reference notebooks in tests/notebooks/"
 	@echo "make bench      - run the benchmarks (JSON on stdout)"
+	@echo "make snapshot   - copy results/SCORECARD.md and results/figures to reports/quick/ (kept in git)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +52,12 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/data_throughput.py --json
 	$(PY) benchmarks/train_throughput.py --json
+
+# Keep a finished quick run's scorecard and figures in the repository (reports/quick/).
+snapshot:
+	test -f results/SCORECARD.md
+	rm -rf reports/quick && mkdir -p reports/quick
+	cp results/SCORECARD.md reports/quick/ && cp -r results/figures reports/quick/figures
 
 clean:
 	rm -rf build results/notebooks results/figures

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import NullFormatter, NullLocator
 
 from .paths import PNG_METADATA, save_figure
 from .tables import dist_axes
@@ -142,6 +142,7 @@ def plot_transition_curves(points: Mapping, transitions: Mapping, *, level: floa
         else:
             ax.set_title(str(label), fontsize=9)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks (3e3, 4e3) overlap
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("parameters")
         ax.set_ylabel("accuracy")
