@@ -5,8 +5,8 @@ of widths and seeds, each in a fresh results folder and a fresh Python process:
 
 * ``full_fixed``    — every width of the grid, every run trained for the full step budget
   (``early_stop = False``): the plain fixed-step grid, the reference;
-* ``full_early``    — every width, with the library's early stopping (converged, or on a
-  plateau: :func:`jointtask_lib.train._should_stop`);
+* ``full_early``    — every width, with the library's early stopping (converged, or sat at
+  chance: :func:`jointtask_lib.train._should_stop`);
 * ``adaptive_early`` — :func:`jointtask_lib.sweep.adaptive_search` over the same grid (a few widths
   first, then only inside the bracket where the task is first learned), with early stopping.
 

@@ -64,7 +64,7 @@ def build_specs(a) -> list:
                               min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest)
             tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup,
                              n_train=a.n_train, eval_every=a.eval_every, early_stop=True,
-                             min_delta=0.0,  # never stop on a plateau: only converged models stop
+                             min_frac=1.0,  # never stop at chance: only converged models stop
                              loss_on=a.loss_on, weight_decay=a.weight_decay)
             for seed in _ints(a.seeds):
                 specs.append(RunSpec(task=task, arch=Arch(n_embed=width), train=tc, seed=seed))

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     specs = {}
     for name, (sampling, n_train) in arms.items():
         task = TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2, sampling=sampling)
-        tc = TrainConfig(steps=a.steps, lr=a.lr, n_train=n_train, eval_every=250, min_delta=0.0)
+        tc = TrainConfig(steps=a.steps, lr=a.lr, n_train=n_train, eval_every=250, min_frac=1.0)  # only converged models stop
         specs[name] = RunSpec(task=task, arch=Arch(n_embed=a.width), train=tc, seed=a.seed)
     root = a.root or tempfile.mkdtemp(prefix="jointtask_sampling_")
     t0 = time.process_time()

@@ -92,8 +92,11 @@ print("widths:", list(sw.widths), " seeds:", list(sw.seeds), " moduli:", moduli)
 # `run_sweep` looks up every run of the grid under `results/runs/<hash>/`. Runs that finished
 # before are read back; the others are grouped by width and trained as **stacks** (all mixes and
 # seeds of one width in a single program — see `benchmarks/README.md` for why that is faster).
-# Training stops early for a model that has converged or plateaued; the rule is in the
-# docstring of `jointtask_lib.train`.
+# Training stops early for a model that has converged, or that after half its budget still
+# answers no better than the best constant guess (it has clearly failed at this size). A model
+# that has learned part of the task always trains its full budget: accuracy often keeps rising
+# in the last, low-learning-rate part of the schedule. The exact rule is in the docstring of
+# `jointtask_lib.train`.
 
 # %%
 records = run_sweep(sw, results, workers=workers, device=device, progress=progress)
