@@ -50,9 +50,9 @@ answer among the validation examples evaluated (the best constant guess; 1/n for
 for MAX), the standard error that of a proportion at that level over those examples.  A model
 that has not even learned the last reduction step after half its budget has clearly failed at
 this size.  A model that has learned *something* is never stopped before its budget: a run
-whose ``seq_acc`` sat flat at 0.74 from step 2,750 to 4,250 of 5,000 still reached 1.0 by the
-end of its cosine schedule (``benchmarks/README.md``), so stopping on any plateau would move
-the learning transitions.  ``min_frac = 1`` turns rule (b) off.  Rule (b) can still stop a model
+whose ``seq_acc`` sat flat at 0.74 from step 2,750 to 4,750 of 5,000 reached 0.996 at step
+5,000, the end of its cosine schedule (``benchmarks/README.md``), so stopping on any plateau
+would move the learning transitions.  ``min_frac = 1`` turns rule (b) off.  Rule (b) can still stop a model
 that would have "grokked" after a long time at chance; the learning-transition notebooks state
 the budget they used.
 """
