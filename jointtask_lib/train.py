@@ -49,9 +49,9 @@ chance*: at least ``min_frac`` of the step budget is spent and at every evaluati
 answer among the validation examples evaluated (the best constant guess: about 1/n for ADD mod
 n on a varied set, more for MAX, and more on a small validation part with repeated expressions —
 0.14-0.21 for ADD at the quick configuration), the standard error that of a proportion at that
-level over those examples.  A model
-that has not even learned the last reduction step after half its budget has clearly failed at
-this size.  A model that has learned *something* is never stopped before its budget: a run
+level over those examples.  A model that has not even learned the last reduction step after
+half its budget has clearly failed at this size.  A model that has learned *something* is never
+stopped before its budget: a run
 whose ``seq_acc`` sat flat at 0.74 from step 2,750 to 4,750 of 5,000 reached 0.996 at step
 5,000, the end of its cosine schedule (``benchmarks/README.md``), so stopping on any plateau
 would move the learning transitions.  ``min_frac = 1`` turns rule (b) off.  Rule (b) can still
@@ -517,7 +517,7 @@ def _should_stop(curve: list[dict], step: int, cfg: TrainConfig, chance: float =
         window = [c["tf_acc"] for c in curve if c["step"] > window_start]
         if len(window) >= 2:
             n = n_eval or cfg.eval_size
-            se = math.sqrt(max(chance * (1.0 - chance), 0.0) / n)
+            se = math.sqrt(chance * (1.0 - chance) / n)
             if max(window) <= chance + max(cfg.chance_margin, 3.0 * se):
                 return "at_chance"
     return None
