@@ -389,6 +389,25 @@ def run_sweep(sweep: Sweep, root, **kw) -> list[dict]:
     return run_specs(list(sweep.specs), root, **kw)
 
 
+def run_named(named: dict, root, **kw) -> dict[str, list[dict]]:
+    """Train several named lists of runs (sweeps, or the conditions of an experiment) in **one**
+    :func:`run_specs` call and return each name's records, in its order.
+
+    ``named`` maps a name to a :class:`Sweep` or a list of :class:`RunSpec`.  Compared with one call
+    per name, every stacked job of all of them is scheduled together (longest first), runs of
+    one width share one stack, and a run that several names hold is trained once; with a
+    pool there is one end-of-pool idle tail instead of one per name.  ``kw``: as for
+    :func:`run_specs`.
+    """
+    lists = {name: list(v.specs) if isinstance(v, Sweep) else list(v) for name, v in named.items()}
+    records = run_specs([s for specs in lists.values() for s in specs], root, **kw)
+    out, start = {}, 0
+    for name, specs in lists.items():
+        out[name] = records[start:start + len(specs)]
+        start += len(specs)
+    return out
+
+
 def _progress(it, on: bool, desc: str, total: int | None = None):
     if not on:
         return it
@@ -414,12 +433,37 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+#: Per-model cost of a stacked job grows about as ``n_embed + JOB_COST_OFFSET`` per step: measured
+#: on the 2-core machine, 12-model stacks of the single-task sweep (quick) trained in 92 s at
+#: d = 8 and 193 s at d = 32 — fixed per-step work dominates small widths (benchmarks/README.md).
+JOB_COST_OFFSET = 14
+
+
+def job_cost(job: list[dict]) -> float:
+    """Relative cost of a stacked job (run dicts): models x step budget x (width + offset).
+
+    Only the order of jobs uses it (longest first); it need not be exact.
+    """
+    train = job[0]["train"]
+    steps = train.get("steps", TrainConfig.steps)
+    return len(job) * steps * (job[0]["arch"].get("n_embed", Arch.n_embed) + JOB_COST_OFFSET)
+
+
+def schedule_order(jobs: list[list[dict]]) -> list[int]:
+    """Indices of ``jobs``, most expensive first (:func:`job_cost`; ties: given order).
+
+    A pool that hands the next job to whichever worker is free then makes the classic
+    longest-processing-time schedule: the long stacks start first and the short ones fill in at
+    the end, so no worker sits idle while another finishes a long stack.
+    """
+    return sorted(range(len(jobs)), key=lambda i: (-job_cost(jobs[i]), i))
+
+
 def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # Jobs are sorted by width; start the widest (slowest) first so the pool stays busy.
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0]["arch"]["n_embed"])
+    order = schedule_order(jobs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
         futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
@@ -439,6 +483,7 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         client = Client(cluster)
     n = len(jobs)
     try:
+        jobs = [jobs[i] for i in schedule_order(jobs)]  # submitted longest first
         futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
                           [force] * n, pure=False)
         return [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]

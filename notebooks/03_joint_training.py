@@ -64,7 +64,7 @@ interactive = False
 # %%
 # NBVAL_CHECK_OUTPUT
 from jointtask_lib import experiments, paths, plots, scorecard, tables
-from jointtask_lib.sweep import load_sweep, run_sweep
+from jointtask_lib.sweep import load_sweep, run_named
 from jointtask_lib.notebook import check_parameters
 
 check_parameters("03_joint_training", globals())  # every parameter, by the rules presets obey
@@ -87,12 +87,14 @@ for s in (joint, controls, prime):
 # a run's identity is the hash of its full configuration. The same run can belong to several
 # sweeps (ADD alone mod 10 is in all three at the `quick` preset), so each sweep keeps its own
 # records, each run once (`experiments.unique_records`): a run counted twice would pass for an
-# extra seed.
+# extra seed. The three sweeps are trained in one go (`run_named`): runs of the same width share
+# one stack, the longest stacks start first, and no worker waits at the end of one sweep while
+# the other finishes its last stack.
 
 # %%
-records = {s.name: experiments.unique_records(run_sweep(s, results, workers=workers, device=device,
-                                                        progress=progress))
-           for s in (joint, controls, prime)}
+trained = run_named({s.name: s for s in (joint, controls, prime)}, results, workers=workers, device=device,
+                    progress=progress)
+records = {name: experiments.unique_records(recs) for name, recs in trained.items()}
 print({name: len(r) for name, r in records.items()}, "records ready")
 
 # %% [markdown]

@@ -73,7 +73,7 @@ interactive = False
 # %%
 # NBVAL_CHECK_OUTPUT
 from jointtask_lib import experiments, paths, plots, scorecard, tables
-from jointtask_lib.sweep import load_sweep, run_specs
+from jointtask_lib.sweep import load_sweep, run_named
 from jointtask_lib.tasks import TaskConfig
 from jointtask_lib.notebook import check_parameters
 from jointtask_lib.validate import check_choice
@@ -95,12 +95,12 @@ print("moduli:", moduli, " comparison width:", width or "chosen from the data")
 # %% [markdown]
 # ## Training
 #
-# The pretraining runs are trained first (the cache sees that the transfer runs need them).
+# The pretraining runs are trained first (the cache sees that the transfer runs need them); then
+# every other condition's runs that are not in the cache yet, together (`run_named`).
 
 # %%
-records = {name: experiments.unique_records(run_specs(specs, results, workers=workers, device=device,
-                                                      progress=progress))
-           for name, specs in conditions.items()}
+trained = run_named(conditions, results, workers=workers, device=device, progress=progress)
+records = {name: experiments.unique_records(recs) for name, recs in trained.items()}
 print(sum(len(v) for v in records.values()), "records ready")
 
 # %% [markdown]

@@ -352,3 +352,74 @@ def test_default_workers_one_per_core_capped_by_jobs(monkeypatch):
     assert sw.default_workers(5, "auto") == 1
     with pytest.raises(ValueError, match="'workers' must be an integer >= 1; got 0"):
         sw.run_specs([], "/tmp/nowhere", workers=0)
+
+
+def test_run_named_trains_the_union_once_in_one_call(monkeypatch, tmp_path):
+    """Several sweeps / condition lists: one run_specs call, shared runs trained once, one stack per
+    width, and each name gets its own records in its own order."""
+    from dataclasses import replace
+
+    s = sw.load_sweep(_write(tmp_path, TINY), "smoke")  # ADD, ADD+MAX; width 8; seeds 0, 1
+    extra = replace(s.specs[0], seed=2)
+    other = [s.specs[1], extra, s.specs[0]]  # overlaps the sweep in two runs
+    real = sw.train_group
+    stacks = []
+
+    def counting(root, specs, **kw):
+        stacks.append([x.key() for x in specs])
+        return real(root, specs, **kw)
+
+    monkeypatch.setattr(sw, "train_group", counting)
+    res = tmp_path / "res"
+    out = sw.run_named({"sweep": s, "other": other}, res, progress=False, device="cpu", workers=1)
+    assert list(out) == ["sweep", "other"]
+    assert [r["key"] for r in out["sweep"]] == [x.key() for x in s.specs]
+    assert [r["key"] for r in out["other"]] == [x.key() for x in other]
+    assert len(stacks) == 1  # every run has width 8: one stack for both names
+    assert sorted(stacks[0]) == sorted({x.key() for x in list(s.specs) + other})  # 5 runs, each once
+    # the records are those of the cache: asking again per name trains nothing and agrees
+    assert sw.run_sweep(s, res, progress=False, device="cpu") == out["sweep"]
+    assert sw.run_specs(other, res, progress=False, device="cpu") == out["other"]
+    assert len(stacks) == 1
+
+
+def test_schedule_order_longest_job_first():
+    def job(n, width, steps=100):
+        return [{"arch": {"n_embed": width}, "train": {"steps": steps}}] * n
+
+    jobs = [job(2, 32), job(10, 8), job(1, 32), job(2, 32, steps=300)]
+    # costs: models x steps x (width + 14) = 9200, 22000, 4600, 27600
+    assert [sw.job_cost(j) for j in jobs] == [2 * 100 * 46, 10 * 100 * 22, 1 * 100 * 46, 2 * 300 * 46]
+    assert sw.schedule_order(jobs) == [3, 1, 0, 2]
+    assert sw.schedule_order([job(3, 8), job(3, 8)]) == [0, 1]  # ties keep the given order
+    assert sw.schedule_order([]) == []
+
+
+def test_pool_submits_in_schedule_order(monkeypatch, tmp_path):
+    """The process pool starts the most expensive stack first (not merely the widest)."""
+    import concurrent.futures as cf
+
+    submitted = []
+
+    class FakePool:
+        def __init__(self, *a, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def submit(self, fn, root, job, *args):
+            submitted.append((len(job), job[0]["arch"]["n_embed"]))
+            fut = cf.Future()
+            fut.set_result(None)
+            return fut
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", FakePool)
+    jobs = [[{"arch": {"n_embed": 32}, "train": {"steps": 10}}] * 1,
+            [{"arch": {"n_embed": 8}, "train": {"steps": 10}}] * 20,
+            [{"arch": {"n_embed": 16}, "train": {"steps": 10}}] * 4]
+    sw._run_pool(jobs, str(tmp_path), "cpu", 1, None, 2, False, False)
+    assert submitted == [(20, 8), (4, 16), (1, 32)]
