@@ -25,7 +25,9 @@ with a record under the results root) are skipped; the rest are grouped by width
 (:func:`jointtask_lib.runs.group_specs`) and run in this process, in a pool of single-threaded
 worker processes, or on a ``dask.distributed`` cluster (``scheduler`` address, or
 ``local_cluster=True`` for a ``LocalCluster`` on this machine).  Each job writes its records
-atomically as its stack finishes; a killed sweep, re-run, trains only what is missing.
+atomically as its stack finishes; a killed sweep, re-run, trains only what is missing.  Jobs
+start most expensive first (:func:`schedule_order`); :func:`run_named` trains several sweeps (or
+lists of runs) in one call, so they share stacks and one pool.
 
 * **Workers.**  ``jointtask sweep`` (and ``workers=None``) uses one worker process per available
   CPU core, never more than there are stacked jobs, each with one torch thread: on the 2-core

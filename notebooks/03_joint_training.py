@@ -205,3 +205,7 @@ if interactive:
 # 3. Run the `paper` preset on a GPU (moduli 20 and 45; 43 is prime). Is the ADD+PROD factor close
 #    to paper A's 3.6× at a composite modulus — does the "paper's number vs ours" column say
 #    *consistent*?
+# 4. Add seeds: set `seeds: [0, 1, 2, 3, 4]` in `params/sweeps/joint_training.yaml` (about 45%
+#    more runs for this notebook). Two quick runs of the same recipe on different machines gave
+#    ADD+MAX+MED vs ADD 1.52 [1.09, 6.88] and 1.44 [0.18, 2.29]: does the CI still reach 1 with
+#    five seeds, or was one odd seed (ADD alone learned at d = 12, failed at d = 32) driving it?
