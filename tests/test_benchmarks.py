@@ -1,0 +1,40 @@
+"""The benchmark scripts that feed README numbers run end to end (tiny settings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_headline_seeds_trains_extra_seeds_and_reports_both_seed_sets(tmp_path, capsys):
+    hs = _load("headline_seeds")
+    out = tmp_path / "h.json"
+    assert hs.main(["--results", str(tmp_path / "res"), "--preset", "smoke", "--extra-seeds", "3",
+                    "--workers", "1", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data == json.loads(capsys.readouterr().out)
+    res = data["results"]["10"]
+    assert res["preset_seeds"]["seeds"] == [0, 1] and res["all_seeds"]["seeds"] == [0, 1, 3]
+    assert res["extra_seeds_only"]["seeds"] == [3]
+    acc = res["accuracy_by_width_and_seed"]
+    assert set(acc) == {"ADD", "ADD+MAX+MED"}
+    for mix in acc.values():  # smoke widths 8, 12, 16; every width has the 2 preset seeds and seed 3
+        assert set(mix) == {"8", "12", "16"} and all(set(v) == {"0", "1", "3"} for v in mix.values())
+        assert all(0.0 <= a <= 1.0 for v in mix.values() for a in v.values())
+    # the runs are in the cache: the records on disk are the ones reported
+    records = [json.loads(p.read_text()) for p in (tmp_path / "res" / "runs").glob("*/record.json")]
+    assert len(records) == 2 * 3 * 3
+    for r in records:
+        mix = "+".join(r["spec"]["task"]["ops"])
+        want = acc[mix][str(r["spec"]["arch"]["n_embed"])][str(r["spec"]["seed"])]
+        assert abs(r["metrics"]["per_op"]["ADD"]["gen_acc"] - want) < 1e-3
