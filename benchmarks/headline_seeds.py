@@ -7,8 +7,8 @@ trains the two mixes of the headline at extra seeds (default 3 and 4) with the j
 sweep's recipe (``params/sweeps/joint_training.yaml``, ``--preset``), into a results root that
 already holds seeds 0-2 (after ``make reproduce``: ``results/``; missing runs are trained too),
 and reports the reduction factor and both transitions with notebook 03's settings (level 0.8,
-500 bootstrap replicates, chance = the known floor 1/n) for seeds 0-2 and for all seeds, plus the
-mean ADD accuracy per width and condition.  Prints one JSON object; ``--out FILE`` writes it too.
+500 bootstrap replicates, chance = the known floor 1/n) for the preset's seeds, for all seeds and
+for the extra seeds alone, plus every run's ADD accuracy by width and seed.  Prints one JSON object; ``--out FILE`` writes it too.
 
     python benchmarks/headline_seeds.py --results results --extra-seeds 3,4 --out benchmarks/measured/headline_seeds_cpu.json
 """

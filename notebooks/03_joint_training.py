@@ -209,3 +209,5 @@ if interactive:
 #    more runs for this notebook). Two quick runs of the same recipe on different machines gave
 #    ADD+MAX+MED vs ADD 1.52 [1.09, 6.88] and 1.44 [0.18, 2.29]: does the CI still reach 1 with
 #    five seeds, or was one odd seed (ADD alone learned at d = 12, failed at d = 32) driving it?
+#    (`benchmarks/headline_seeds.py` adds seeds to a finished run; `benchmarks/README.md` says
+#    what it found once.) Then count, per width, how many seeds of each mix learned ADD at all.
