@@ -66,14 +66,9 @@ def main(argv=None) -> int:
            "sweep": f"joint_training ({a.preset})", "moduli": list(sw.sizes), "widths": list(sw.widths),
            "wall_seconds_this_call": round(wall, 1), "results": {}}
     for n in sw.sizes:
-        acc = {}
-        for m in (SINGLE, JOINT):
-            by_width = {}
-            for r in records:
-                if tuple(r["spec"]["task"]["ops"]) == m and r["spec"]["task"]["modulus"] == n:
-                    by_width.setdefault(r["spec"]["arch"]["n_embed"], {})[r["spec"]["seed"]] = round(
-                        r["metrics"]["per_op"]["ADD"]["gen_acc"], 3)
-            acc["+".join(m)] = {str(w): dict(sorted(v.items())) for w, v in sorted(by_width.items())}
+        acc = {"+".join(m): {str(w): {k: round(a, 3) for k, a in sorted(experiments.accuracy_by_seed(
+                   records, ops=m, op="ADD", width=w, size=n).items())} for w in sw.widths}
+               for m in (SINGLE, JOINT)}
         out["results"][str(n)] = {"accuracy_by_width_and_seed": acc,
                                   "preset_seeds": _factor(records, set(sw.seeds), n),
                                   "all_seeds": _factor(records, set(all_seeds), n),

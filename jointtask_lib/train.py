@@ -51,10 +51,9 @@ n on a varied set, more for MAX, and more on a small validation part with repeat
 0.14-0.21 for ADD at the quick configuration), the standard error that of a proportion at that
 level over those examples.  A model that has not even learned the last reduction step after
 half its budget has clearly failed at this size.  A model that has learned *something* is never
-stopped before its budget: a run
-whose ``seq_acc`` sat flat at 0.74 from step 2,750 to 4,750 of 5,000 reached 0.996 at step
-5,000, the end of its cosine schedule (``benchmarks/README.md``), so stopping on any plateau
-would move the learning transitions.  ``min_frac = 1`` turns rule (b) off.  Rule (b) can still
+stopped before its budget: a run whose ``seq_acc`` sat flat at 0.74 from step 2,750 to 4,750 of
+5,000 reached 0.996 at step 5,000, the end of its cosine schedule (``benchmarks/README.md``), so
+stopping on any plateau would move the learning transitions.  ``min_frac = 1`` turns rule (b) off.  Rule (b) can still
 stop a model that would have "grokked" after a long time at chance; the learning-transition
 notebooks state the budget they used.
 """
