@@ -22,6 +22,8 @@ import json
 import sys
 import time
 
+from .cli_args import _ints
+
 # Fastest measured settings on the 2-core CPU (benchmarks/README.md): one stacked process runs
 # fastest with 2 threads (1.15-1.8x its 1-thread speed); several worker processes with one thread
 # each (``--workers 2 --threads 1`` beat one 2-thread process by 1.1-1.5x).
@@ -50,12 +52,6 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _ints(s: str) -> tuple[int, ...]:
-    from .cli import _ints as parse
-
-    return parse(s)
-
-
 def _floats(s: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in s.split(",") if x.strip())
@@ -65,7 +61,7 @@ def _floats(s: str) -> tuple[float, ...]:
 
 def register_cli(sub) -> None:
     """Add ``jointtask train`` to the CLI's sub-parsers (see ``cli._EXTENSIONS``)."""
-    from .cli import add_task_args
+    from .cli_args import add_task_args
 
     p = sub.add_parser("train", help="train stacked models (cached) and print their accuracies",
                        description=__doc__.split("\n\n")[0])
@@ -106,7 +102,7 @@ def register_cli(sub) -> None:
 
 def specs_from_args(a) -> list:
     """Every run the command asks for; raises ``ValueError`` (naming the field) on bad input."""
-    from .cli import task_from_args
+    from .cli_args import task_from_args
     from .tasks import TaskConfig
     from .train import Arch, RunSpec, TrainConfig
     from .validate import check_int

@@ -59,8 +59,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 
-from .model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked
-from .train import _slice_state
+from .model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked, slice_state
 from .validate import check_int
 
 #: ``ModelConfig`` needs a vocabulary size; the in-context model has no token table.
@@ -211,7 +210,7 @@ class ICLModel(nn.Module):
     def extract(self, i: int) -> "ICLModel":
         """Model ``i`` of the stack as a stand-alone (M = 1) model."""
         one = ICLModel(self.icl_cfg, 1, seeds=[self.seeds[i]])
-        one.load_state_dict(_slice_state(self, i))
+        one.load_state_dict(slice_state(self, i))
         return one.to(self.wpe.device)
 
 

@@ -69,7 +69,8 @@ from .runs import (
     save_stack_checkpoint,
 )
 from .tasks.functions import FUNCTION_CLASSES, INPUT_DISTRIBUTIONS, sample_prompts
-from .train import StackedAdamW, _slice_state, _stack_states, clip_per_model, resolve_device
+from .model import slice_state, stack_states
+from .train import StackedAdamW, clip_per_model, resolve_device
 from .validate import check_bool, check_choice, check_float, check_int
 
 RUN_FORMAT = 2  # bump when the meaning of a stored run changes (invalidates the cache)
@@ -316,7 +317,7 @@ def train_icl_stack(specs: list[ICLRunSpec], *, device: str = "auto", progress: 
     # CPU time of this process (all its threads) while training: on a shared machine the wall
     # time says how busy the others were, the CPU time what the training itself cost.
     stack = {"id": _hash(keys), "size": m, "wall_seconds": seconds, "cpu_seconds": cpu + time.process_time() - c0}
-    return [ICLRunResult(spec=s, state=_slice_state(model, i), task_log=scheds[i], loss_log=losses[i],
+    return [ICLRunResult(spec=s, state=slice_state(model, i), task_log=scheds[i], loss_log=losses[i],
                          snapshots=snaps[i], train_seconds=seconds, stack=stack) for i, s in enumerate(specs)]
 # ============================================================================================
 # Curves from the per-step log
@@ -441,7 +442,7 @@ def load_icl_models(results, specs: list[ICLRunSpec], device: str = "cpu") -> IC
     states = [torch.load(run_dir(icl_root(results), s.key()) / "model.pt", map_location="cpu", weights_only=True)
               for s in specs]
     model = ICLModel(specs[0].model, len(specs), seeds=[s.seed for s in specs])
-    model.load_state_dict(_stack_states(states))
+    model.load_state_dict(stack_states(states))
     return model.to(resolve_device(device)).eval()
 
 

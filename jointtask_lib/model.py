@@ -266,3 +266,13 @@ def init_stacked(module: nn.Module, seeds: list[int]) -> None:
                 std = resid_std if name.endswith("proj.weight") else 0.02
                 for i, g in enumerate(gens):
                     p[i].copy_(torch.randn(p.shape[1:], generator=g) * std)
+
+
+def slice_state(model: nn.Module, j: int) -> dict:
+    """The state dict of model ``j`` of a stack, as an M=1 state dict on the CPU (a copy)."""
+    return {k: v[j : j + 1].detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def stack_states(states: list[dict]) -> dict:
+    """M=1 state dicts joined into the state dict of one stack (the inverse of :func:`slice_state`)."""
+    return {k: torch.cat([s[k] for s in states]) for k in states[0]}

@@ -10,6 +10,7 @@ not depend on the working directory.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -90,6 +91,16 @@ def atomic_write(path: str | os.PathLike, write, *, text: bool = False) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write_bytes((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), path)
 
 
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}

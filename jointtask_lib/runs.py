@@ -41,65 +41,16 @@ from typing import Any
 import torch
 
 from . import __version__
-from .paths import atomic_write
+from .checkpoints import (  # noqa: F401  (re-exported: the run cache's storage layer)
+    atomic_torch_save, load_checkpoint, resume_stack_checkpoint, save_stack_checkpoint,
+)
+from .paths import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
 from .train import RunResult, RunSpec, load_model, train_stack
 from .validate import check_int
 
 
 class CorruptRecord(RuntimeError):
     """A run record exists but cannot be read; reported, never silently skipped."""
-
-
-def atomic_write_bytes(data: bytes, path) -> None:
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def atomic_write_json(obj, path) -> None:
-    atomic_write_bytes((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), path)
-
-
-def atomic_torch_save(obj, path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(buf.getvalue(), path)
-
-
-def load_checkpoint(path, keys: list[str]) -> dict | None:
-    """The checkpoint at ``path`` if it belongs to exactly these runs, else ``None``."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    return ck if list(ck.get("keys", [])) == list(keys) else None
-
-
-def save_stack_checkpoint(path, keys: list[str], step: int, model, opt, gens, **extra) -> None:
-    """Atomically save a stack mid-training: parameters, optimiser, random streams and ``extra``.
-
-    ``opt`` is a :class:`~jointtask_lib.train.StackedAdamW` (``state()``/``load()``); ``gens`` the
-    stack's ``torch.Generator`` objects; ``extra`` anything else the trainer needs to resume
-    (tensors, numbers, strings: ``torch.load(weights_only=True)`` must read it back).
-    """
-    atomic_torch_save({"keys": list(keys), "step": int(step), "model": model.state_dict(), "opt": opt.state(),
-                       "gens": [g.get_state() for g in gens], **extra}, path)
-
-
-def resume_stack_checkpoint(path, keys: list[str], model, opt, gens) -> dict | None:
-    """Restore what :func:`save_stack_checkpoint` saved for exactly these runs, in place.
-
-    Returns the checkpoint (``step`` and the trainer's ``extra`` entries), or ``None`` (and
-    touches nothing) when there is no checkpoint of these runs at ``path``.
-    """
-    ck = load_checkpoint(path, keys) if path else None
-    if ck is None:
-        return None
-    model.load_state_dict(ck["model"])
-    opt.load(ck["opt"])
-    for g, st in zip(gens, ck["gens"]):
-        g.set_state(st)
-    return ck
 
 
 def run_dir(root, spec_or_key) -> Path:

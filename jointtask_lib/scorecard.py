@@ -30,7 +30,7 @@ import json
 import math
 from pathlib import Path
 
-from .runs import atomic_write_bytes, atomic_write_json
+from .paths import atomic_write_bytes, atomic_write_json
 from .validate import check_choice, check_float
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")

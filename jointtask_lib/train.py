@@ -71,6 +71,7 @@ import torch.nn.functional as F
 
 from .data import TaskData, Vocab, make_datasets, make_validation, max_example_length
 from .model import GPT, ModelConfig, count_params
+from .model import slice_state as _slice_state, stack_states as _stack_states
 from .tasks import TaskConfig
 from .validate import check_bool, check_choice, check_float, check_int
 
@@ -544,7 +545,7 @@ def train_stack(
     later call with the same specs resumes from it, giving the same result as an uninterrupted
     run.
     """
-    from .runs import atomic_torch_save, load_checkpoint  # runs.py is the persistence layer
+    from .checkpoints import atomic_torch_save, load_checkpoint  # the storage layer (bottom floor)
 
     if not specs:
         return []
@@ -676,14 +677,6 @@ def train_stack(
                   steps_trained=steps_done[i], stop_reason=stop_reason[i], train_seconds=train_seconds)
         for i, s in enumerate(specs)
     ]
-
-
-def _slice_state(model: GPT, j: int) -> dict:
-    return {k: v[j : j + 1].detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def _stack_states(states: list[dict]) -> dict:
-    return {k: torch.cat([s[k] for s in states]) for k in states[0]}
 
 
 def _select(model: GPT, opt: StackedAdamW, keep: torch.Tensor) -> None:
