@@ -284,8 +284,10 @@ PAPER_A = {
 class Comparison:
     """One reduction-factor comparison: ``op`` trained in ``single`` vs in ``joint``, at ``size``
     (modulus or k), measured on the runs of sweep ``sweep``.  ``expect`` is paper A's claim
-    ("benefit" or "none"); ``paper_value`` / ``paper_factor`` its text and number
-    (:data:`PAPER_A`); ``id`` the scorecard id (unique)."""
+    ("benefit" or "none"), or "extension" for a pairing paper A has no expectation for
+    (:data:`PAIRING_EXPECTATIONS`); ``paper_value`` / ``paper_factor`` its text and number
+    (:data:`PAPER_A`; :data:`NO_EXPECTATION` and ``None`` for an extension); ``id`` the scorecard
+    id (unique)."""
 
     id: str
     label: str
@@ -299,20 +301,41 @@ class Comparison:
     sweep: str
 
 
-def _listops_expectation(mix, target: str, n: int) -> str:
-    """Which entry of :data:`PAPER_A` applies to ``target`` paired in ``mix`` at modulus ``n``."""
+#: The pairings paper A writes an expectation for: ``(target, partners)`` -> the :data:`PAPER_A`
+#: entry (``"prod"``: by the modulus, ``prod_prime`` or ``prod_composite``).  A pairing that is
+#: not here has **no** paper expectation: it is scored as an extension (:data:`NO_EXPECTATION`),
+#: never against "2-7x" by default.  Adding a row needs the paper's text for it.
+PAIRING_EXPECTATIONS: dict[tuple[str, frozenset], str] = {
+    ("ADD", frozenset({"MAX"})): "joint",
+    ("ADD", frozenset({"MIN"})): "joint",
+    ("ADD", frozenset({"MED"})): "joint",
+    ("ADD", frozenset({"MAX", "MED"})): "joint",
+    ("ADD", frozenset({"PROD"})): "prod",
+    ("ADD", frozenset({"NADD"})): "nadd",
+    ("SADD", frozenset({"MAX", "MED"})): "relabelled",
+    ("RTAB", frozenset({"MAX", "MED"})): "relabelled",
+}
+
+#: What a comparison without a paper expectation carries (``expect == "extension"``).
+NO_EXPECTATION = "extension / no paper expectation"
+
+
+def _listops_expectation(mix, target: str, n: int) -> str | None:
+    """The :data:`PAPER_A` entry for ``target`` paired in ``mix`` at modulus ``n``, from the
+    explicit table :data:`PAIRING_EXPECTATIONS`; ``None`` when paper A has no expectation."""
     from .tables import is_prime
 
-    if target in ("SADD", "RTAB"):
-        return "relabelled"
-    if "NADD" in mix:
-        return "nadd"
-    if "PROD" in mix:
+    key = PAIRING_EXPECTATIONS.get((target, frozenset(mix) - {target}))
+    if key == "prod":
         return "prod_prime" if is_prime(n) else "prod_composite"
-    return "joint"
+    return key
 
 
-def _comparison(sweep_name: str, single, mix, op: str, n: int, key: str, label: str) -> Comparison:
+def _comparison(sweep_name: str, single, mix, op: str, n: int, key: str | None, label: str) -> Comparison:
+    if key is None:
+        return Comparison(id=f"A-joint-{fmt_mix(mix)}-n{n}", label=label, single=tuple(single), joint=tuple(mix),
+                          op=op, size=n, expect="extension", paper_value=NO_EXPECTATION, paper_factor=None,
+                          sweep=sweep_name)
     text, factor = PAPER_A[key]
     expect = "benefit" if factor != 1.0 else "none"
     return Comparison(id=f"A-joint-{fmt_mix(mix)}-n{n}", label=label, single=tuple(single), joint=tuple(mix),
@@ -360,8 +383,8 @@ def joint_comparisons(joint, controls=None, prime=None, *, target: str = "ADD") 
             for n in controls.sizes:
                 for m in controls.mixes:
                     if m[0] == base and len(m) > 1:
-                        comps.append(_comparison(controls.name, (base,), m, base, n, "relabelled",
-                                                 f"{fmt_mix(m)} vs {base}, mod {n}"))
+                        comps.append(_comparison(controls.name, (base,), m, base, n,
+                                                 _listops_expectation(m, base, n), f"{fmt_mix(m)} vs {base}, mod {n}"))
     if prime is not None:
         for n in prime.sizes:
             kind = "prime" if is_prime(n) else "composite"

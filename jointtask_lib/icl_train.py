@@ -68,12 +68,15 @@ from .runs import (
     RunKind, atomic_torch_save, atomic_write_json, environment_info, resume_stack_checkpoint, run_dir,
     save_stack_checkpoint,
 )
-from .tasks.functions import FUNCTION_CLASSES, INPUT_DISTRIBUTIONS, sample_prompts
+from .tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
 from .model import slice_state, stack_states
 from .train import StackedAdamW, clip_per_model, resolve_device
 from .validate import check_bool, check_choice, check_float, check_int
 
-RUN_FORMAT = 2  # bump when the meaning of a stored run changes (invalidates the cache)
+# Bump when the meaning of a stored run changes (invalidates the cache).  History: 3 = the key also
+# holds the registry entries of the run's function classes (summary and default options) and the
+# input defaults, so editing a class's entry does not reuse old runs (issue 13).
+RUN_FORMAT = 3
 # 2: training prompts from their own stream (PROMPT_STREAM + seed), no longer the initialisation's
 #    seed; read-in/out initialised from 2**30 + seed (2**32 + seed was truncated back to seed).
 PAPER_TASKS = ("linear", "quadratic", "cubic")
@@ -91,6 +94,15 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def registry_fingerprint(tasks) -> dict:
+    """What the function-class registry says about ``tasks`` (and the snapshot classes): each
+    class's summary and default options, and the input defaults — part of an ICL run's key."""
+    classes = sorted(set(tasks) | set(PAPER_TASKS))
+    return {"classes": {t: {"summary": FUNCTION_CLASSES[t].summary, "defaults": dict(FUNCTION_CLASSES[t].defaults)}
+                        for t in classes},
+            "inputs": dict(INPUT_DEFAULTS)}
 
 
 def prompt_generator(seed: int) -> torch.Generator:
@@ -176,7 +188,7 @@ class ICLRunSpec:
 
     def key(self) -> str:
         """Stable hash of the resolved configuration (names the run; keys the cache)."""
-        return _hash({"format": RUN_FORMAT, "kind": "icl", **self.to_dict()})
+        return _hash({"format": RUN_FORMAT, "kind": "icl", **self.to_dict(), "registry": registry_fingerprint(self.tasks)})
 
     def label(self) -> str:
         """``mixed``, ``sequential``, ``random`` or ``single:<task>``."""

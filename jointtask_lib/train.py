@@ -75,7 +75,10 @@ from .model import slice_state as _slice_state, stack_states as _stack_states
 from .tasks import TaskConfig
 from .validate import check_bool, check_choice, check_float, check_int
 
-RUN_FORMAT = 3  # bump when the meaning of a stored run changes (invalidates the cache)
+# Bump when the meaning of a stored run changes (invalidates the cache).  History: 4 = the key also
+# holds the vocabulary and the context length (issue 13): adding an operation to a family's registry
+# changes every vocabulary of that family, hence every weight shape, and must not reuse old runs.
+RUN_FORMAT = 4
 MAX_EXAMPLES = 5_000_000  # per split: the tensors of a larger one would not fit a laptop's memory
 
 
@@ -209,8 +212,12 @@ class RunSpec:
         )
 
     def key(self) -> str:
-        """Stable hash of the resolved configuration (names the run; keys the cache)."""
-        blob = json.dumps({"format": RUN_FORMAT, **self.to_dict()}, sort_keys=True)
+        """Stable hash of everything that shapes the run (names the run; keys the cache): the
+        resolved configuration, and what the task registry derives from it — the vocabulary (every
+        operation of the family has a token, so one more registry entry changes it) and the
+        context length.  ``init`` contributes its own configuration (and so its vocabulary)."""
+        blob = json.dumps({"format": RUN_FORMAT, **self.to_dict(), "vocab": self.vocab().tokens,
+                           "block_size": max_example_length(self.task)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def name(self) -> str:
