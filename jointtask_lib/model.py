@@ -14,7 +14,7 @@ the loss is a *sum* of per-model losses, so each model's gradient is exactly its
 
 Inputs are ``[M, B, T]`` token ids; the forward pass returns logits ``[M, B, T, V]``.  The backbone
 (:class:`Backbone`) is shared with paper B's in-context model, which replaces the token
-embedding by a linear read-in (:mod:`jointtask_lib.icl_model`).
+embedding by a linear read-in (:mod:`jointtask_lib.paper_b.icl_model`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ The cache does not care what a run is.  A :class:`RunKind` tells it how to train
 how to write a finished run's files, which fields a complete record has and how to order groups;
 a run spec only needs ``key()`` (its hash) and ``group_key()`` (equal for runs that can share a
 stack).  Paper A's ListOps models are :data:`LISTOPS` (the default everywhere here); paper B's
-in-context models are ``jointtask_lib.icl_train.ICL_RUNS``, under their own root
+in-context models are ``jointtask_lib.paper_b.icl_train.ICL_RUNS``, under their own root
 (``<results>/icl``), so each kind's record tables only ever meet records of that kind.
 
 ``train_or_load(..., workers=N)`` trains the missing runs in ``N`` single-threaded worker

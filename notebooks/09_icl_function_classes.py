@@ -133,9 +133,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from jointtask_lib import icl, icl_train, paths, plots, plots_icl, scorecard
-from jointtask_lib.icl_model import ICLConfig, count_icl_params, interleave
-from jointtask_lib.icl_train import ICLEvalConfig, ICLRunSpec, ICLTrainConfig, late_error, tail_error
+from jointtask_lib import paths, plots, scorecard
+from jointtask_lib.paper_b import icl, icl_train, plots_icl, section
+from jointtask_lib.paper_b.icl_model import ICLConfig, count_icl_params, interleave
+from jointtask_lib.paper_b.icl_train import ICLEvalConfig, ICLRunSpec, ICLTrainConfig
+from jointtask_lib.paper_b.section import late_error, tail_error
 from jointtask_lib.tasks.functions import sample_prompts
 from jointtask_lib.notebook import check_parameters
 from jointtask_lib.validate import check_int
@@ -412,7 +414,7 @@ plots.show_figure(fig, "09_linear_vs_least_squares", results, save=save_figures)
 ls_curve = base["linear"]["baselines"]["least_squares"]["mean"]
 for lab in ("single:linear", "mixed"):
     cur = first(lab)["eval"]["curves"]["linear"]["none"]["mean"]
-    gap = icl_train.least_squares_gap(cur, ls_curve, base["linear"]["levels"]["zero"])
+    gap = section.least_squares_gap(cur, ls_curve, base["linear"]["levels"]["zero"])
     print(f"{lab:>14}: gap to least squares, mean {gap['mean']:.3f}, largest {gap['max']:.3f} (x zero level); "
           f"own error at k >= d {late_error(cur, d):.4f}")
 
@@ -592,15 +594,15 @@ for name, (ev, sb) in shifted.items():
 # ## 11. The claims, with numbers and verdicts
 #
 # Each claim becomes one row: the paper's value, ours, and a verdict from a rule in the library
-# (`jointtask_lib.icl_train.verdict_*`; each rule's docstring states its criterion). The row's
+# (`jointtask_lib.paper_b.section.verdict_*`; each rule's docstring states its criterion). The row's
 # note says which branch of the rule decided and why, how many seeds it rests on, and the rule.
 # The rows are written to `<results>/claims/09_icl_function_classes.json`, where the scorecard
 # (notebook 00) collects every notebook's claims. A claim that does not reproduce at this scale
 # is a result, not a failure of the notebook.
 
 # %%
-claims = icl_train.paper_b_claims(runs, base, preset=preset, converge_frac=converge_frac)
-claims_path = scorecard.write_claims(results, icl_train.NOTEBOOK, claims)
+claims = section.paper_b_claims(runs, base, preset=preset, converge_frac=converge_frac)
+claims_path = scorecard.write_claims(results, section.NOTEBOOK, claims)
 for row in claims:
     print(f"[{row['verdict']}] {row['claim']}\n    paper: {row['paper_value']}\n    ours:  {row['ours']}\n"
           f"    note:  {row['note']}\n")
@@ -636,7 +638,7 @@ if interactive:
 # %%
 print(f"preset '{preset}': {len(specs)} models, {steps:,} steps of {batch_size} prompts each "
       f"({PAPER_STEPS / steps:.0f}x fewer steps than the paper)")
-print(icl_train.claims_summary(claims))
+print(section.claims_summary(claims))
 
 # %% [markdown]
 # The figures were written to `<results>/figures/` (when `save_figures` is on):

@@ -14,8 +14,8 @@ import dataclasses
 import pytest
 
 from jointtask_lib import experiments, tasks
-from jointtask_lib import icl_train
-from jointtask_lib.icl_train import ICLRunSpec
+from jointtask_lib.paper_b import icl_train
+from jointtask_lib.paper_b.icl_train import ICLRunSpec
 from jointtask_lib.tasks import TaskConfig
 from jointtask_lib.tasks.core import Op
 from jointtask_lib.tasks.functions import FUNCTION_CLASSES

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from jointtask_lib import icl
-from jointtask_lib.icl import (
+from jointtask_lib.paper_b import icl
+from jointtask_lib.paper_b.icl import (
     averaging_predictions,
     baselines_for,
     block_bounds,

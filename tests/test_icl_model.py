@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from jointtask_lib import icl, icl_train
-from jointtask_lib.icl_model import ICLConfig, ICLModel, count_icl_params, interleave
-from jointtask_lib.icl_model import READ_IO_STREAM
-from jointtask_lib.icl_train import (
-    ICLEvalConfig, ICLRunSpec, ICLTrainConfig, baseline_curves, claims_summary, converged, evaluate_or_load,
-    late_error, least_squares_gap, load_icl_log, load_icl_record, paper_b_claims, random_control_heads,
-    retention, snapshot_steps, tail_error, task_loss_curves, train_icl_stack, train_or_load, verdict_convergence,
-    verdict_data_efficiency, verdict_forgetting, verdict_least_squares, verdict_masking,
+from jointtask_lib.paper_b import icl, icl_train
+from jointtask_lib.paper_b.icl_model import ICLConfig, ICLModel, count_icl_params, interleave
+from jointtask_lib.paper_b.icl_model import READ_IO_STREAM
+from jointtask_lib.paper_b.icl_train import (
+    ICLEvalConfig, ICLRunSpec, ICLTrainConfig, baseline_curves, evaluate_or_load, load_icl_log, load_icl_record,
+    random_control_heads, snapshot_steps, task_loss_curves, train_icl_stack, train_or_load,
+)
+from jointtask_lib.paper_b.section import (
+    claims_summary, converged, late_error, least_squares_gap, paper_b_claims, retention, tail_error,
+    verdict_convergence, verdict_data_efficiency, verdict_forgetting, verdict_least_squares, verdict_masking,
 )
 from jointtask_lib.model import Probe
 from jointtask_lib.runs import CorruptRecord, run_dir

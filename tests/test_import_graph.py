@@ -7,6 +7,7 @@ one module fails the test, naming the modules and the edges that close it."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,40 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+@functools.cache
+def package_graph() -> dict[str, set[str]]:
+    return import_graph(PKG)
+
+
 def test_jointtask_lib_has_no_import_cycle():
-    graph = import_graph(PKG)
+    graph = package_graph()
     assert len(graph) > 20 and "jointtask_lib.train" in graph["jointtask_lib.runs"]  # the graph is real
     found = cycles(graph)
     detail = "; ".join(
         ", ".join(f"{a} -> {b}" for a in comp for b in sorted(graph[a]) if b in comp) for comp in found)
     assert not found, f"import cycles in jointtask_lib: {detail}"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+@pytest.mark.parametrize("trainer", ["jointtask_lib.train", "jointtask_lib.runs", "jointtask_lib.sweep",
+                                     "jointtask_lib.paper_b.icl_train", "jointtask_lib.paper_b.icl_model",
+                                     "jointtask_lib.checkpoints", "jointtask_lib.paths"])
+def test_training_and_storage_never_reach_the_claims(trainer):
+    """Claims sit above training: no trainer or storage module imports the scorecard or a section,
+    even indirectly (paper B's trainer used to build its claims itself)."""
+    graph = package_graph()
+    above = {m for m in graph if m == "jointtask_lib.scorecard" or m.startswith("jointtask_lib.sections")
+             or m == "jointtask_lib.paper_b.section"}
+    assert "jointtask_lib.scorecard" in above
+    assert not reachable(graph, trainer) & above
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:

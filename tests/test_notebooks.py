@@ -444,7 +444,7 @@ def test_results_dir_resolution(monkeypatch, tmp_path):
 
 
 def test_rule_table_choices_agree_with_the_library():
-    from jointtask_lib import icl_train
+    from jointtask_lib.paper_b import icl_train
     from jointtask_lib.analysis import synergy
 
     assert N.NOTEBOOK_RULES["09_icl_function_classes"]["shift_models"].choices == icl_train.MODEL_LABELS

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from jointtask_lib import paths
-from jointtask_lib.plots_icl import (
+from jointtask_lib.paper_b.plots_icl import (
     plot_error_vs_k, plot_head_scores, plot_loss_curves, plot_masking, plot_schedules, plot_seed_curves,
     plot_snapshots,
 )

@@ -73,8 +73,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .tasks.functions import FUNCTION_CLASSES, hermite_link, hermite_link_derivative, resolve_options, sample_batch
-from .validate import check_choice, check_float, check_int
+from ..tasks.functions import FUNCTION_CLASSES, hermite_link, hermite_link_derivative, resolve_options, sample_batch
+from ..validate import check_choice, check_float, check_int
 
 # ============================================================================================
 # 1. Curricula

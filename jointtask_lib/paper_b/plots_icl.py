@@ -2,7 +2,7 @@
 :class:`matplotlib.figure.Figure` built without pyplot (headless-safe, no global figure list);
 show and save one in a notebook with :func:`jointtask_lib.plots.show_figure`.
 
-Curves are the dicts stored by :mod:`jointtask_lib.icl_train`: ``{"mean": [...], "lo": [...],
+Curves are the dicts stored by :mod:`jointtask_lib.paper_b.icl_train`: ``{"mean": [...], "lo": [...],
 "hi": [...]}`` per position k (errors divided by d), ``lo``/``hi`` optional.
 """
 

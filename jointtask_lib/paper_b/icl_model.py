@@ -34,9 +34,9 @@ a stack.
 Random streams: torch's CPU generator (Mersenne Twister) keeps only the **low 32 bits** of a seed,
 so ``manual_seed(s + 2**32)`` is ``manual_seed(s)`` again.  Every stream a run uses therefore gets
 its own range of 32-bit seeds: training seeds are at most 999,999
-(:data:`jointtask_lib.icl_train.MAX_TRAIN_SEED`), evaluation prompts use seeds in ``[10**6,
+(:data:`jointtask_lib.paper_b.icl_train.MAX_TRAIN_SEED`), evaluation prompts use seeds in ``[10**6,
 2**30)``, the read-in/read-out initialisation ``READ_IO_STREAM + seed = 2**30 + seed`` and the
-training prompts ``2**31 + seed`` (:data:`jointtask_lib.icl_train.PROMPT_STREAM`).
+training prompts ``2**31 + seed`` (:data:`jointtask_lib.paper_b.icl_train.PROMPT_STREAM`).
 
 Head masking
 ------------
@@ -44,7 +44,7 @@ Head masking
 projection (the head's slice of the concatenated head outputs).  That is what HuggingFace's
 ``head_mask`` (used by the paper) does: it multiplies the head's attention probabilities by 0, so
 the head contributes nothing.  ``mask`` is ``[n_layers, n_heads]`` (same for every model) or
-``[M, n_layers, n_heads]``, 1 = keep, 0 = remove (:func:`jointtask_lib.icl.head_mask` builds one).
+``[M, n_layers, n_heads]``, 1 = keep, 0 = remove (:func:`jointtask_lib.paper_b.icl.head_mask` builds one).
 It is implemented with temporary forward pre-hooks on each block's ``attn.proj``, so paper A's
 modules are used unchanged; it combines with a :class:`~jointtask_lib.model.Probe` (the probe
 records the attention patterns, which masking does not change).
@@ -59,8 +59,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 
-from .model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked, slice_state
-from .validate import check_int
+from ..model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked, slice_state
+from ..validate import check_int
 
 #: ``ModelConfig`` needs a vocabulary size; the in-context model has no token table.
 _NO_VOCAB = 2
@@ -200,7 +200,7 @@ class ICLModel(nn.Module):
     def attention(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Attention patterns ``[M, n_layers, n_heads, B, 2N, 2N]`` (query, key) on these prompts.
 
-        ``attention(...)[i]`` is what :func:`jointtask_lib.icl.retrospective_scores` reads.
+        ``attention(...)[i]`` is what :func:`jointtask_lib.paper_b.icl.retrospective_scores` reads.
         """
         probe = Probe(attention=True)
         self.forward(xs, ys, probe=probe)
