@@ -170,7 +170,7 @@ def _float(lo=None, hi=None, lo_open=False, hi_open=False) -> Rule:
 
 
 def _icl_labels() -> tuple[str, ...]:
-    # Literal copy of icl_train.MODEL_LABELS (importing it would pull torch into ``jointtask
+    # Literal copy of paper_b.icl_train.MODEL_LABELS (importing it would pull torch into ``jointtask
     # notebooks`` start-up); tests/test_notebooks.py checks that the two agree.
     return ("mixed", "sequential", "random", "single:linear", "single:quadratic", "single:cubic")
 
@@ -209,7 +209,9 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
         "shift_x_scale": _float(0.0, lo_open=True),
         "shift_models": Rule("choices", choices=_icl_labels()),
     },
-    "08_output_structure": {"synergy_features": Rule("choices", choices=("res", "blk"))},
+    "08_output_structure": {"synergy_features": Rule("choices", choices=("res", "blk")),
+                            # the roles sections.output_structure.EXTRA_ROLES knows (a test checks)
+                            "extra_sweeps": Rule("choices", choices=("controls", "prime_modulus"), min_len=0)},
 }
 
 

@@ -163,21 +163,13 @@ for n in moduli:
 
 # %%
 from jointtask_lib import scorecard
+from jointtask_lib.sections import learning_transition as section
 
-claims = []
 for n in moduli:
-    order = experiments.hardness_order(transitions[n])
-    print(f"mod {n}, from easiest to hardest:", " < ".join(order))
-    if "ADD" not in transitions[n]:
-        continue
-    verdict, detail = experiments.hardest_verdict(transitions[n], "ADD")
-    print(f"  ADD hardest: {verdict} ({detail})")
-    t_add = transitions[n]["ADD"]
-    claims.append(scorecard.claim(
-        id=f"A-hardest-n{n}", paper="A", claim=f"ADD (sum mod n) is the hardest single operation (mod {n})",
-        paper_value="hardest of MAX/MIN/MED/SUM (v1)",
-        ours=f"order: {' < '.join(order)}; ADD {t_add.describe() if t_add else 'n/a'}",
-        verdict=verdict, preset=sw.preset, notebook="02_learning_transition", note=detail))
+    print(f"mod {n}, from easiest to hardest:", " < ".join(experiments.hardness_order(transitions[n])))
+claims = section.hardest_claims(transitions, moduli=moduli, preset=sw.preset)
+for c in claims:
+    print(f"  {c['claim']}: {c['verdict']} ({c['note']})")
 
 # %% [markdown]
 # ## How does the transition move with n?
@@ -200,15 +192,8 @@ if len(moduli) > 1:
     plots.show_figure(fig, "02_transition_vs_modulus", results, save=save_figures)
 exponents = {op: scaling_exponent(moduli, [transitions[n][op] for n in moduli]) for op in ops}
 print(tables.format_table(["op", "exponent b (transition ~ n^b)"], [[op, e.describe()] for op, e in exponents.items()]))
-if "ADD" in exponents:
-    e = exponents["ADD"]
-    claims.append(scorecard.claim(
-        id="A-scaling-ADD", paper="A", claim="ADD's transition grows sub-linearly with the modulus n",
-        paper_value="sub-linear in n, data scaled linearly with n (paper's summary)",
-        ours=f"b = {e.describe()} over moduli {moduli}",
-        verdict=scorecard.verdict_sublinear(e), preset=sw.preset, notebook="02_learning_transition",
-        note="" if len(moduli) > 1 else "one modulus at this preset: run the paper preset"))
-scorecard.write_claims(results, "02_learning_transition", claims)
+claims += section.scaling_claim(exponents, moduli=moduli, preset=sw.preset)
+scorecard.write_claims(results, section.NOTEBOOK, claims)
 for c in claims:
     print(f"{c['verdict']:>15}  {c['claim']}")
 

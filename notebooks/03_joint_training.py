@@ -133,13 +133,10 @@ for n in joint.sizes:
 # control, and is then measured once (on the first sweep that has it).
 
 # %%
+from jointtask_lib.sections import joint as section
+
 comparisons = experiments.joint_comparisons(joint, controls, prime, target=target)
-reductions = {}
-for c in comparisons:
-    recs = records[c.sweep]
-    floor = experiments.known_floor(recs, ops=c.single, op=c.op, size=c.size)
-    reductions[c.label] = experiments.reduction_of(recs, single=c.single, joint=c.joint, op=c.op, size=c.size,
-                                                   level=level, n_boot=n_boot, chance=floor)
+reductions = section.reductions(records, comparisons, level=level, n_boot=n_boot)
 fig = plots.plot_reductions(reductions, expect={c.label: c.expect for c in comparisons},
                             title=f"Reduction factors ({joint.preset}); green: paper A expects a benefit")
 plots.show_figure(fig, "03_reduction_factors", results, save=save_figures)
@@ -158,17 +155,8 @@ print(tables.reduction_table(reductions, {c.label: c.paper_value for c in compar
 # scorecard's "paper's number vs ours" column.
 
 # %%
-rows = []
-for c in comparisons:
-    r = reductions[c.label]
-    verdict = scorecard.verdict_benefit(r) if c.expect == "benefit" else scorecard.verdict_no_benefit(r)
-    _, magnitude = scorecard.magnitude_check(r, c.paper_factor)
-    rows.append(scorecard.claim(
-        id=c.id, paper="A",
-        claim=f"{c.label}: {'lowers' if c.expect == 'benefit' else 'does not lower'} the {c.op} transition",
-        paper_value=c.paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-        verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training"))
-scorecard.write_claims(results, "03_joint_training", rows)
+rows = section.claims(comparisons, reductions, preset=joint.preset)
+scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]\n{'':>17}{r['magnitude']}")
 

@@ -222,62 +222,11 @@ for n in moduli:
 #   inconclusive ("no detectable change": with few seeds that is not proof the skill was kept).
 
 # %%
-def change_word(mci):
-    m, lo, hi = mci
-    return "improved" if lo > 0 else "lost" if hi < 0 else "no detectable change (the CI includes 0)"
+from jointtask_lib.sections import transfer as section
 
-
-rows = []
-for n in moduli:
-    red = reductions[n][labels["transfer"]]
-    paper_value, paper_factor = experiments.PAPER_A["transfer"]
-    rows.append(scorecard.claim(
-        id=f"A-transfer-n{n}", paper="A",
-        claim=f"Pretraining on {'+'.join(pretrain)} lets {target} be learned by a smaller model (mod {n})",
-        paper_value=paper_value, ours=red.describe() if red is not None else "no estimate",
-        verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, paper_factor)[1],
-        preset=sw.preset, notebook="04_transfer"))
-    red = reductions[n]["continual vs joint"]
-    rows.append(scorecard.claim(
-        id=f"A-continual-vs-joint-n{n}", paper="A",
-        claim=f"Continual ({'+'.join(pretrain)} then {target}) learns {target} at a smaller size than joint "
-              f"({'+'.join(joint_mix)}) (mod {n}; reviewers' request)",
-        paper_value="no direct comparison in the paper",
-        ours=red.describe(labels=("joint", "continual")) if red is not None else "no estimate",
-        verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
-        preset=sw.preset, notebook="04_transfer", note="factor = transition(joint) / transition(continual)"))
-    w = chosen[n]
-    if w is None:
-        for cid, what in (("A-transfer-at-width", "transfer at one width"), ("A-finetune-after-joint", "fine-tuning")):
-            rows.append(scorecard.claim(
-                id=f"{cid}-n{n}", paper="A", claim=f"{what} below {target}'s own transition (mod {n})",
-                paper_value=paper_value if cid == "A-transfer-at-width" else "no paper value",
-                ours=f"{target} from scratch learned at every width: no width below its transition",
-                verdict="inconclusive", preset=sw.preset, notebook="04_transfer"))
-        continue
-    acc = at_width[n]
-    tr, sc = (experiments.seed_mean_ci(list(acc[c].values()), clip=(0, 1)) for c in ("transfer", "scratch"))
-    rows.append(scorecard.claim(
-        id=f"A-transfer-at-width-n{n}", paper="A",
-        claim=f"At n_embed {w}, below {target}'s own transition, {'+'.join(pretrain)} pretraining makes {target} "
-              f"more accurate than training from scratch (mod {n})",
-        paper_value="n_embed 48: learned after pretraining, not from scratch",
-        ours=f"after pretraining {experiments.fmt_mean_ci(tr)} vs from scratch {experiments.fmt_mean_ci(sc)}",
-        verdict=scorecard.verdict_greater(tr[0], tr[1:], sc[0], sc[1:]), preset=sw.preset, notebook="04_transfer",
-        note=f"width {w}: " + ("given" if width else "largest width where ADD from scratch fails")))
-    seeds = sorted(set(acc["joint"]) & set(acc["joint_then_target"]))
-    diff = experiments.seed_mean_ci([acc["joint_then_target"][s] - acc["joint"][s] for s in seeds], clip=(-1, 1))
-    joint_acc = experiments.seed_mean_ci([acc["joint"][s] for s in seeds], clip=(0, 1))
-    rows.append(scorecard.claim(
-        id=f"A-finetune-after-joint-n{n}", paper="A",
-        claim=f"Fine-tuning on {target} alone after joint training improves the joint model's {target} accuracy "
-              f"(n_embed {w}, mod {n}; reviewers' request)",
-        paper_value="no paper value",
-        ours=f"joint {experiments.fmt_mean_ci(joint_acc)}; change after fine-tuning {experiments.fmt_mean_ci(diff)} "
-             f"over {len(seeds)} seed(s): {change_word(diff)}",
-        verdict=scorecard.verdict_greater(diff[0], diff[1:], 0.0, (0.0, 0.0)), magnitude="no paper value",
-        preset=sw.preset, notebook="04_transfer"))
-scorecard.write_claims(results, "04_transfer", rows)
+rows = section.claims(moduli=moduli, reductions=reductions, chosen=chosen, at_width=at_width, labels=labels,
+                      pretrain=pretrain, target=target, joint_mix=joint_mix, width_given=bool(width), preset=sw.preset)
+scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['id']}: {r['ours']}")
 

@@ -101,30 +101,18 @@ for k in ks:
 # 2–7x lies in our CI is stated separately.
 
 # %%
+from jointtask_lib.sections import permutations as section
+
 rows = []
 for k in ks:
-    expect, reductions = {}, {}
-    for m in sw.mixes:
-        if m == (target,):
-            continue
-        label = experiments.fmt_mix(m)
-        expect[label] = "none" if "PMAX" in m else "benefit"
-        reductions[label] = experiments.reduction_of(records, single=(target,), joint=m, op=target, size=k,
-                                                     level=level, n_boot=n_boot, chance=floors[k])
+    reductions, expect = section.reductions(records, sw.mixes, target=target, k=k, level=level, n_boot=n_boot,
+                                            floor=floors[k])
     fig = plots.plot_reductions(reductions, expect=expect, title=f"Reduction factors for {target} in S_{k}")
     plots.show_figure(fig, f"05_permutation_reductions_S{k}", results, save=save_figures)
     print(f"S_{k}")
     print(tables.reduction_table(reductions, expect))
-    for label, r in reductions.items():
-        benefit = expect[label] == "benefit"
-        paper_value, paper_factor = experiments.PAPER_A["perm_helper" if benefit else "perm_unrelated"]
-        rows.append(scorecard.claim(
-            id=f"A-perm-{label}-S{k}", paper="A",
-            claim=f"{label} vs {target} in S_{k}: {'lowers' if benefit else 'does not lower'} the product's transition",
-            paper_value=paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-            verdict=scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r),
-            magnitude=scorecard.magnitude_check(r, paper_factor)[1], preset=sw.preset, notebook="05_permutations"))
-scorecard.write_claims(results, "05_permutations", rows)
+    rows += section.claims(reductions, expect, target=target, k=k, preset=sw.preset)
+scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['magnitude']}]")
 

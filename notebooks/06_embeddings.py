@@ -255,30 +255,11 @@ for n in sw.sizes:
 #    note saying so.
 
 # %%
-rows = []
-paper_value = {"parity": "strong parity separation after joint training; weak clustering for ADD alone",
-               "order": "numbers ordered in the PCA after joint training; weak for ADD alone",
-               "div": "divisor (modular) clusters after joint training; weak clustering for ADD alone"}
-for n, comp in comps.items():
-    comparisons = [("joint", experiments.fmt_mix(joint))]
-    if "transferred" in comp.specs:
-        comparisons.append(("transferred", f"{experiments.fmt_mix(pretrain)} then {target}"))
-    for key in SC.score_names(n):
-        for cond, what in comparisons:
-            test_verdict, test = SC.verdict_seeds(values[n][cond][key], values[n]["single"][key], alpha=alpha)
-            a, b = summ[n][cond][key], summ[n]["single"][key]
-            verdict, reasons = SC.analysis_verdict(test_verdict, learned=comp.learned_by("single", cond),
-                                                   what=target, above_null=a[0] > null[n][key][1])
-            rows.append(scorecard.claim(
-                id=f"A-emb-{key.replace(' ', '')}-{cond}-mod{n}", paper="A",
-                claim=f"{what} gives number embeddings more {key} structure than {target} alone (mod {n})",
-                paper_value=paper_value["div" if key.startswith("div") else key],
-                ours=(f"{key} {cond} {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] vs single {b[0]:.2f} [{b[1]:.2f}, {b[2]:.2f}]"
-                      f"; random {null[n][key][0]:.2f} (95%: {null[n][key][1]:.2f}); permutation p = "
-                      f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
-                verdict=verdict, preset=sw.preset, notebook="06_embeddings",
-                note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
-scorecard.write_claims(results, "06_embeddings", rows)
+from jointtask_lib.sections import embeddings as section
+
+rows = section.claims(comps, values, summ, null, joint=joint, pretrain=pretrain, target=target, alpha=alpha,
+                      preset=sw.preset)
+scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
 

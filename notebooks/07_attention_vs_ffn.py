@@ -213,23 +213,11 @@ for n, (model, labels, specs, datas) in stacks.items():
 # nothing about how it adds.
 
 # %%
-claims = []
-for n, comp in comps.items():
-    for key, name, what in measures:
-        test_verdict, test = SC.verdict_seeds(per_seed[n][key]["joint"], per_seed[n][key]["single"], alpha=alpha)
-        verdict, reasons = SC.analysis_verdict(test_verdict, learned=comp.learned, what=target)
-        a, b = stats_[n][key]["joint"], stats_[n][key]["single"]
-        claims.append(scorecard.claim(
-            id=f"A-sublayer-{key}-mod{n}", paper="A",
-            claim=f"the joint model ({experiments.fmt_mix(joint)}) leans on attention more than the {target}-only "
-                  f"model ({what}, mod {n})",
-            paper_value="ADD-only relies on the FFN; joint uses attention more (v1, 'attention output/input ratio')",
-            ours=f"joint {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] vs single {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]; "
-                 f"permutation p = {test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds",
-            verdict=verdict, preset=sw.preset, notebook="07_attention_vs_ffn",
-            note="; ".join([f"{key}: see jointtask_lib/analysis/sublayers.py",
-                            SC.describe_test(test, "joint", "single", alpha=alpha), *reasons])))
-scorecard.write_claims(results, "07_attention_vs_ffn", claims)
+from jointtask_lib.sections import sublayers as section
+
+claims = section.claims(comps, per_seed, stats_, joint=joint, target=target, alpha=alpha, preset=sw.preset,
+                        measures=measures)
+scorecard.write_claims(results, section.NOTEBOOK, claims)
 for r in claims:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
 

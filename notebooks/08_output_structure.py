@@ -221,15 +221,10 @@ for n in joint_sw.sizes:
 # available.
 
 # %%
-pairings = []  # (label, target op, partners, modulus, single mix, joint mix, records, task)
+from jointtask_lib.sections import output_structure as section
+
 joint_records = run_sweep(joint_sw, results, workers=workers, device=device, progress=progress)
-multi = len(joint_sw.sizes) > 1
-for size in joint_sw.sizes:
-    for mix in joint_sw.mixes:
-        if target in mix and len(mix) > 1:
-            lab = experiments.fmt_mix(mix) + (f" (mod {size})" if multi else "")
-            pairings.append((lab, target, [o for o in mix if o != target], size, (target,), mix,
-                             joint_records, base_task))
+available = {}
 for sw in extras:
     recs = run_sweep(sw, results, workers=workers, device=device, progress=progress) if train_extra \
         else cached_records(sw.specs, results)
@@ -237,27 +232,12 @@ for sw in extras:
         print(f"{sw.name} ({sw.preset}): {sum(r is None for r in recs)} of {len(recs)} runs not trained yet; "
               "its pairings are skipped (run notebook 03 first, or set train_extra = True)")
         continue
-    for size in sw.sizes:
-        for mix in sw.mixes:
-            if len(mix) < 2:
-                continue
-            tgt = mix[0]
-            lab = experiments.fmt_mix(mix) + ("" if size in joint_sw.sizes and not multi else f" (mod {size})")
-            if (tgt,) not in sw.mixes or any(p[0] == lab for p in pairings):
-                continue
-            pairings.append((lab, tgt, list(mix[1:]), size, (tgt,), mix, recs, sw.specs[0].task))
-print(f"{len(pairings)} pairings: {', '.join(p[0] for p in pairings)}")
+    available[sw.name] = (sw, recs)
+pairings = section.pairings(joint_sw, joint_records, available, target=target)
+print(f"{len(pairings)} pairings: {', '.join(p.label for p in pairings)}")
 
 # %%
-syn_rows = []
-for lab, tgt, partners, size, single_mix, mix, recs, task in pairings:
-    dom = TaskConfig(ops=mix, modulus=size, relabel_seed=task.relabel_seed).domain()
-    s = SY.synergy_rows(dom, [(tgt, partners)], arities, kinds=synergy_features)[0]
-    red = experiments.reduction_of(recs, single=single_mix, joint=mix, op=tgt, size=size, level=level,
-                                   n_boot=n_boot)
-    value, kind = SY.as_point(red)
-    syn_rows.append({**s, "label": lab, "reduction": value, "kind": kind,
-                     "describe": "n/a" if red is None else red.describe()})
+syn_rows = section.synergy_rows(pairings, arities, kinds=synergy_features, level=level, n_boot=n_boot)
 print(tables.format_table(
     ["pairing", "alignment", "easiness gap", "synergy", "output MI", "measured reduction"],
     [[r["label"], f"{r['alignment']:.3f}", f"{max(0.0, r['easiness_partners'] - r['easiness_target']):.3f}",
@@ -311,29 +291,9 @@ plots.show_figure(fig, "08_synergy_vs_reduction", results, save=save_figures)
 # p < `alpha`, otherwise (including too few points for a correlation) *inconclusive*.
 
 # %%
-rows = []
-for ns, t in ent_tests.items():
-    uniform = [r["op"] for r in ent_rows[ns] if r["norm_entropy"] > 1 - 1e-9]
-    peaked = [r["op"] for r in ent_rows[ns] if r["norm_entropy"] <= 1 - 1e-9]
-    rows.append(SY.correlation_claim(
-        id=f"A-output-entropy-mod{ns}", test=t, what="H/log2 n, transition",
-        units=f"ops (mod {ns}; bounds counted as values)",
-        claim=f"operations with more peaked output distributions are learned at smaller sizes (mod {ns})",
-        paper_value="hypothesis: peaked outputs allow divide-and-conquer (incomplete theory)",
-        preset=single_sw.preset, notebook="08_output_structure", alpha=alpha,
-        note=(f"uniform outputs: {', '.join(uniform) or 'none'}; peaked: {', '.join(peaked) or 'none'}; "
-              f"{t['n']} of {len(ent_rows[ns])} ops with a usable transition; few points, so a weak test")))
-rows.append(SY.correlation_claim(
-    id="A-synergy-prediction", test=tests["synergy"], what="synergy, reduction",
-    units=f"pairings; features {'+'.join(synergy_features)}",
-    claim="an a priori synergy score (from the operation tables alone) ranks pairings by their measured "
-          "reduction factor",
-    paper_value="open question (paper A: can compatible pairings be predicted before training?)",
-    preset=joint_sw.preset, notebook="08_output_structure", alpha=alpha,
-    note=(f"{len(meas)} of {len(syn_rows)} pairings with a usable reduction factor (bounds counted as values); "
-          "score defined in jointtask_lib/analysis/synergy.py; naive output MI: "
-          f"rho = {tests['output_mi']['rho']:.2f}, p = {tests['output_mi']['p']:.3f}")))
-scorecard.write_claims(results, "08_output_structure", rows)
+rows = section.claims(ent_tests, ent_rows, tests, syn_rows, synergy_features=synergy_features, alpha=alpha,
+                      single_preset=single_sw.preset, joint_preset=joint_sw.preset)
+scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
 

@@ -1,0 +1,50 @@
+"""Section ``06_embeddings``: does joint training give the number embeddings parity, divisibility
+and order structure that ADD alone lacks (paper A)?
+
+One row per score (parity, every divisibility score, order), per modulus and per comparison (joint,
+and transferred when available).  The rule: an exact one-sided permutation test over seeds
+(:func:`jointtask_lib.analysis.scores.verdict_seeds`); a *reproduced* also needs the joint (or
+transferred) mean above the 95th percentile of random embeddings; when no width reached the
+accuracy bar on the target, every row is *inconclusive*
+(:func:`jointtask_lib.analysis.scores.analysis_verdict`)."""
+
+from __future__ import annotations
+
+from .. import experiments, scorecard
+from ..analysis import scores as SC
+
+NOTEBOOK = "06_embeddings"
+
+PAPER_VALUE = {"parity": "strong parity separation after joint training; weak clustering for ADD alone",
+               "order": "numbers ordered in the PCA after joint training; weak for ADD alone",
+               "div": "divisor (modular) clusters after joint training; weak clustering for ADD alone"}
+
+
+def claims(comps: dict, values: dict, summ: dict, null: dict, *, joint, pretrain, target: str, alpha: float,
+           preset: str) -> list[dict]:
+    """The rows.  ``comps[n]``: the :class:`~jointtask_lib.analysis.models.Conditions` compared at
+    modulus n; ``values[n][condition][score]``: per-seed scores
+    (:func:`~jointtask_lib.analysis.scores.embedding_scores`); ``summ[n][condition][score]``:
+    ``(mean, lo, hi)`` (:func:`~jointtask_lib.analysis.scores.summarise`); ``null[n][score]``:
+    ``(mean, 95th percentile)`` of random embeddings."""
+    rows = []
+    for n, comp in comps.items():
+        comparisons = [("joint", experiments.fmt_mix(joint))]
+        if "transferred" in comp.specs:
+            comparisons.append(("transferred", f"{experiments.fmt_mix(pretrain)} then {target}"))
+        for key in SC.score_names(n):
+            for cond, what in comparisons:
+                test_verdict, test = SC.verdict_seeds(values[n][cond][key], values[n]["single"][key], alpha=alpha)
+                a, b = summ[n][cond][key], summ[n]["single"][key]
+                verdict, reasons = SC.analysis_verdict(test_verdict, learned=comp.learned_by("single", cond),
+                                                       what=target, above_null=a[0] > null[n][key][1])
+                rows.append(scorecard.claim(
+                    id=f"A-emb-{key.replace(' ', '')}-{cond}-mod{n}", paper="A",
+                    claim=f"{what} gives number embeddings more {key} structure than {target} alone (mod {n})",
+                    paper_value=PAPER_VALUE["div" if key.startswith("div") else key],
+                    ours=(f"{key} {cond} {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] vs single {b[0]:.2f} [{b[1]:.2f}, "
+                          f"{b[2]:.2f}]; random {null[n][key][0]:.2f} (95%: {null[n][key][1]:.2f}); permutation p = "
+                          f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
+                    verdict=verdict, preset=preset, notebook=NOTEBOOK,
+                    note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
+    return rows
