@@ -2,7 +2,11 @@
 
 The modules read as the pipeline, each importing only those to its left:
 
-    tasks  ->  data  ->  model  ->  train  ->  runs  ->  sweep  ->  transition / analysis  ->  plots
+    paths / checkpoints  ->  tasks  ->  data  ->  model  ->  train  ->  runs  ->  sweep  ->
+    transition / experiments / analysis  ->  scorecard  ->  sections  ->  plots
+
+Paper B lives in ``paper_b/`` (its model, training, figures and section).  No import cycles
+(``tests/test_import_graph.py``).
 
 Notebooks under ``notebooks/`` hold prose, a ``parameters`` cell and calls into this package.
 """

@@ -11,11 +11,11 @@ model generates its own CoT), so a joint model's accuracy "on ADD" is measured o
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
+from .records import RecordTable
 from .transition import estimate_transition, reduction_factor
 from .validate import check_float
 
@@ -46,27 +46,13 @@ def select(records, *, ops=None, size=None, **task_fields) -> list[dict]:
 
 
 def accuracy_points(records, *, ops, op, size=None, metric: str = "gen_acc", x: str = "n_params", **task_fields):
-    """Long-format arrays ``(sizes, accs, seeds)`` of accuracy on ``op`` for the mix ``ops``.
+    """Long-format arrays ``(sizes, accs, seeds)`` of accuracy on ``op`` for the mix ``ops``
+    (:meth:`jointtask_lib.records.RecordTable.points`).
 
     ``x="n_params"`` (default) or ``"n_embed"`` chooses the size axis.
     """
-    sel = select(records, ops=ops, size=size, **task_fields)
-    xs, ys, seeds = [], [], []
-    for r in sel:
-        per = r["metrics"].get("per_op", {})
-        if op not in per:
-            continue
-        xs.append(r["n_params"] if x == "n_params" else r["spec"]["arch"]["n_embed"])
-        ys.append(per[op][metric])
-        seeds.append(r["spec"]["seed"])
-    pairs = list(zip(xs, seeds))
-    if len(set(pairs)) < len(pairs):
-        dup = sorted({p for p in pairs if pairs.count(p) > 1})[:3]
-        raise ValueError(f"the records hold more than one run of {fmt_mix(ops)} (op {op}, size {size}) at the "
-                         f"same (size, seed): {dup}; pass each run once (unique_records) and select one "
-                         "configuration (another task field, e.g. weights=...)")
-    order = np.lexsort((seeds, xs)) if xs else []
-    return (np.asarray(xs, float)[order], np.asarray(ys, float)[order], np.asarray(seeds)[order])
+    table = RecordTable.from_dicts(records).select(ops=ops, size=size, **task_fields)
+    return table.points(op, metric=metric, x=x, label=f"{fmt_mix(ops)} (op {op}, size {size})")
 
 
 def chance_accuracy(records, *, ops, op, size=None) -> float:
@@ -145,11 +131,8 @@ def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, jo
 
 def mean_curve(records, *, ops, op, size=None, x: str = "n_params") -> list[tuple[float, float, float, int]]:
     """(size, mean accuracy, sd across seeds, n seeds) per size, for tables."""
-    xs, ys, _ = accuracy_points(records, ops=ops, op=op, size=size, x=x)
-    groups = defaultdict(list)
-    for a, b in zip(xs, ys):
-        groups[a].append(b)
-    return [(k, float(np.mean(v)), float(np.std(v)), len(v)) for k, v in sorted(groups.items())]
+    table = RecordTable.from_dicts(records).select(ops=ops, size=size)
+    return table.mean_curve(op, x=x, label=f"{fmt_mix(ops)} (op {op}, size {size})")
 
 
 def fmt_mix(ops) -> str:

@@ -165,11 +165,12 @@ for n in moduli:
 from jointtask_lib import scorecard
 from jointtask_lib.sections import learning_transition as section
 
+claims = section.hardest_claims(transitions, moduli=moduli, preset=sw.preset)
+by_id = {c["id"]: c for c in claims}
 for n in moduli:
     print(f"mod {n}, from easiest to hardest:", " < ".join(experiments.hardness_order(transitions[n])))
-claims = section.hardest_claims(transitions, moduli=moduli, preset=sw.preset)
-for c in claims:
-    print(f"  {c['claim']}: {c['verdict']} ({c['note']})")
+    if f"A-hardest-n{n}" in by_id:
+        print(f"  ADD hardest: {by_id[f'A-hardest-n{n}']['verdict']} ({by_id[f'A-hardest-n{n}']['note']})")
 
 # %% [markdown]
 # ## How does the transition move with n?

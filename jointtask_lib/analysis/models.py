@@ -24,7 +24,6 @@ at one model width and one modulus, over the seeds of a sweep.  The helpers here
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -34,6 +33,7 @@ import torch
 
 from ..data import TaskData
 from ..model import GPT
+from ..records import RecordTable
 from ..runs import load_record, run_dir
 from ..train import RunSpec, stack_models
 
@@ -66,17 +66,7 @@ def _spec_size(s: RunSpec) -> int:
 
 
 def _mean_acc_by_width(records, ops, op, size=None, metric="gen_acc") -> dict[int, float]:
-    by = defaultdict(list)
-    for r in records:
-        if r is None or "error" in r or tuple(r["spec"]["task"]["ops"]) != tuple(ops):
-            continue
-        t = r["spec"]["task"]
-        if size is not None and t.get("modulus" if t.get("family", "listops") == "listops" else "perm_k") != size:
-            continue
-        per = r["metrics"].get("per_op", {})
-        if op in per:
-            by[r["spec"]["arch"]["n_embed"]].append(per[op][metric])
-    return {w: float(np.mean(v)) for w, v in by.items()}
+    return RecordTable.from_dicts(records).select(ops=ops, size=size).mean_by_width(op, metric=metric)
 
 
 class WidthChoice(NamedTuple):
