@@ -209,9 +209,7 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
         "shift_x_scale": _float(0.0, lo_open=True),
         "shift_models": Rule("choices", choices=_icl_labels()),
     },
-    "08_output_structure": {"synergy_features": Rule("choices", choices=("res", "blk")),
-                            # the roles sections.output_structure.EXTRA_ROLES knows (a test checks)
-                            "extra_sweeps": Rule("choices", choices=("controls", "prime_modulus"), min_len=0)},
+    "08_output_structure": {"synergy_features": Rule("choices", choices=("res", "blk"))},
 }
 
 

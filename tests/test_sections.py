@@ -248,16 +248,11 @@ def test_output_structure_pairings_are_typed_comparisons():
     rows = output_structure.synergy_rows(pairs, (2,), kinds=["res", "blk"], level=0.8, n_boot=N_BOOT)
     assert [r["label"] for r in rows] == [p.label for p in pairs]
     assert rows[0]["reduction"] > 5 and rows[2]["reduction"] == pytest.approx(1.0, rel=0.3)
-    with pytest.raises(ValueError, match="'extra_sweeps'"):
-        output_structure.pairings(joint_sw, jr, {"single_task": (joint_sw, jr)}, target="ADD")
-
-
-def test_notebook_rule_for_extra_sweeps_agrees_with_the_section():
-    from jointtask_lib import notebook as N
-
-    assert set(N.NOTEBOOK_RULES["08_output_structure"]["extra_sweeps"].choices) == set(output_structure.EXTRA_ROLES)
-    with pytest.raises(ValueError, match="extra_sweeps"):
-        N.check_parameters("08_output_structure", {"extra_sweeps": ["single_task"]})
+    # an extra sweep without a role: each mix with a partner vs its first operation alone
+    other = sweep("more", [("ADD",), ("ADD", "MIN"), ("MAX", "MED")])
+    more = output_structure.pairings(joint_sw, jr, {"more": (other, jr)}, target="ADD")
+    assert [p.label for p in more] == ["ADD+MAX", "ADD+PROD", "ADD+MIN"]
+    assert more[2].comparison.expect == "benefit" and more[2].comparison.sweep == "more"
 
 
 def test_output_structure_claims():

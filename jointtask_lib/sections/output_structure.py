@@ -18,8 +18,22 @@ from ..tasks import TaskConfig
 
 NOTEBOOK = "08_output_structure"
 
-#: The role each extra sweep can play in :func:`experiments.joint_comparisons`.
+#: Extra sweeps with a role in :func:`experiments.joint_comparisons`; any other extra sweep gives
+#: the pairings of its mixes (each mix vs its first operation alone, when the sweep trains that).
 EXTRA_ROLES = {"controls": "controls", "prime_modulus": "prime"}
+
+
+def mix_comparisons(sw) -> list[experiments.Comparison]:
+    """Each mix of sweep ``sw`` with a partner vs its first operation alone (when ``sw`` trains it
+    alone), at every size; the expectation from :data:`experiments.PAIRING_EXPECTATIONS`."""
+    comps = []
+    for n in sw.sizes:
+        for m in sw.mixes:
+            if len(m) > 1 and (m[0],) in sw.mixes:
+                comps.append(experiments._comparison(sw.name, (m[0],), m, m[0], n,
+                                                     experiments._listops_expectation(m, m[0], n),
+                                                     f"{experiments.fmt_mix(m)} vs {m[0]}, mod {n}"))
+    return comps
 
 
 @dataclass(frozen=True)
@@ -39,13 +53,12 @@ class Pairing:
 
 def pairings(joint_sw, joint_records, extras: dict, *, target: str) -> list[Pairing]:
     """The pairings of ``joint_sw`` (records ``joint_records``) and of the available extra sweeps
-    ``extras`` (``{sweep name: (Sweep, records)}``; names :data:`EXTRA_ROLES`), each once.  A label
+    ``extras`` (``{sweep name: (Sweep, records)}``; roles: :data:`EXTRA_ROLES`), each once.  A label
     carries ``(mod n)`` when the joint sweep has several moduli or ``n`` is not one of them."""
-    unknown = sorted(set(extras) - set(EXTRA_ROLES))
-    if unknown:
-        raise ValueError(f"'extra_sweeps' must name sweeps among {', '.join(EXTRA_ROLES)}; got {', '.join(unknown)}")
-    roles = {EXTRA_ROLES[name]: sw for name, (sw, _) in extras.items()}
+    roles = {EXTRA_ROLES[name]: sw for name, (sw, _) in extras.items() if name in EXTRA_ROLES}
     comps = experiments.joint_comparisons(joint_sw, roles.get("controls"), roles.get("prime"), target=target)
+    comps += [c for name, (sw, _) in extras.items() if name not in EXTRA_ROLES for c in mix_comparisons(sw)]
+    comps = experiments.unique_comparisons(comps)
     source = {joint_sw.name: (joint_records, joint_sw.specs[0].task)}
     source.update({sw.name: (recs, sw.specs[0].task) for sw, recs in extras.values()})
     multi = len(joint_sw.sizes) > 1
