@@ -364,8 +364,10 @@ def run_specs(
             import torch
 
             torch.set_num_threads(threads)
-            for g in _progress(groups, progress, "stacks"):
-                train_group(root, g, device=device, progress=progress, max_stack=max_stack)
+            # One bar of runs done / total; the per-step bars only where they live in place (widgets).
+            step_bars = progress and os.environ.get(ENV_PROGRESS) != "text"
+            for g in _progress(groups, progress, "runs", sum(map(len, groups)), weight=len):
+                train_group(root, g, device=device, progress=step_bars, max_stack=max_stack)
     records = [load_record(root, s) for s in specs]
     missing = [s for s, r in zip(specs, records) if r is None]
     if missing:
@@ -410,12 +412,38 @@ def run_named(named: dict, root, **kw) -> dict[str, list[dict]]:
     return out
 
 
-def _progress(it, on: bool, desc: str, total: int | None = None):
-    if not on:
-        return it
+#: ``text``: progress bars are plain text on stderr (``jointtask notebooks`` sets it for the kernels it
+#: starts: the terminal shows the bar live and an executed notebook keeps its last state, not a
+#: widget frozen at 0%); otherwise ``tqdm.auto`` (a live widget in JupyterLab).
+ENV_PROGRESS = "JOINTTASK_PROGRESS"
+
+
+def progress_bar(total: int | None, desc: str = "runs"):
+    """A live bar of runs done / ``total`` with tqdm's rate and ETA (see :data:`ENV_PROGRESS`)."""
+    if os.environ.get(ENV_PROGRESS) == "text":
+        import sys
+
+        from tqdm.std import tqdm
+
+        return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, mininterval=1.0, ncols=90)
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=desc, total=total)
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def _progress(it, on: bool, desc: str, total: int | None = None, weight=None):
+    """Iterate ``it``; when ``on``, advance a :func:`progress_bar` by ``weight(item)`` (runs; 1 by
+    default) once the caller has finished with each item."""
+    if not on:
+        yield from it
+        return
+    bar = progress_bar(total, desc)
+    try:
+        for x in it:
+            yield x
+            bar.update(weight(x) if weight else 1)
+    finally:
+        bar.close()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -469,7 +497,8 @@ def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
         futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
-        for f in _progress(as_completed(futs), progress, "stacks", len(futs)):
+        runs = {f: len(jobs[i]) for f, i in zip(futs, order)}
+        for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()), weight=runs.get):
             f.result()
 
 
@@ -488,7 +517,9 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         jobs = [jobs[i] for i in schedule_order(jobs)]  # submitted longest first
         futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
                           [force] * n, pure=False)
-        return [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]
+        runs = {f: len(job) for f, job in zip(futs, jobs)}
+        return [f.result() for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()),
+                                               weight=runs.get)]
     finally:
         client.close()
         if cluster is not None:
