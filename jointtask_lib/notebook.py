@@ -400,9 +400,33 @@ def check_parameters(stem: str, namespace: dict) -> dict:
     """
     path = resolve_notebook(stem)
     defaults = notebook_parameters(path)
+    unknown = [k for k in injected_names(namespace) if k not in defaults]
+    if unknown:  # papermill only warns about a misspelled name and runs on the defaults
+        raise ValueError(f"notebook {path.stem}: unknown parameter {unknown[0]!r} (injected by papermill); "
+                         f"allowed: {', '.join(sorted(defaults))}")
     values = {k: namespace[k] for k in defaults if k in namespace}
     check_params(values, defaults, where=f"notebook {path.stem}", stem=path.stem)
     return values
+
+
+#: The first line of the cell papermill injects (``papermill.translators``: ``# Parameters``).
+PAPERMILL_HEADER = "# Parameters"
+
+
+def injected_names(namespace: dict) -> list[str]:
+    """The names papermill injected into this kernel: assignments in executed cells (IPython's
+    ``In`` history in ``namespace``) that start with papermill's ``# Parameters`` line."""
+    names: list[str] = []
+    for src in namespace.get("In", []) or []:
+        if not isinstance(src, str) or not src.lstrip().startswith(PAPERMILL_HEADER + "\n"):
+            continue
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        names += [t.id for node in tree.body if isinstance(node, ast.Assign)
+                  for t in node.targets if isinstance(t, ast.Name)]
+    return names
 
 
 def check_params(values: dict, defaults: dict, where: str, stem: str = "") -> dict:
