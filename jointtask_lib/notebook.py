@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
@@ -514,11 +515,34 @@ def _kernel_env(label: str | None = None):
                 os.environ[k] = v
 
 
+_OVERWRITTEN = re.compile(r"[^\n]*\r(?=[^\n])")
+
+
+def collapse_streams(cell) -> None:
+    """Merge a cell's consecutive stream outputs of one name and drop text that a carriage return
+    overwrote, so a progress bar is stored as the last state the terminal showed (what
+    ``nbconvert``'s ``coalesce_streams`` does), not as every intermediate state."""
+    outs = []
+    for out in cell.get("outputs", []):
+        if (outs and out.get("output_type") == "stream" and outs[-1].get("output_type") == "stream"
+                and outs[-1].get("name") == out.get("name")):
+            outs[-1]["text"] += out["text"]
+        else:
+            outs.append(out)
+    for out in outs:
+        if out.get("output_type") == "stream" and "\r" in out["text"]:
+            out["text"] = _OVERWRITTEN.sub("", out["text"])
+    if "outputs" in cell:
+        cell["outputs"] = outs
+
+
 def _normalise(nb, reference: bool) -> None:
     for cell in nb.cells:
         if INJECTED_TAG in _tags(cell):
             cell["id"] = INJECTED_TAG
     if not reference:
+        for cell in nb.cells:
+            collapse_streams(cell)
         return
     # Reference copies are committed: drop everything that changes from run to run.
     for key in ("papermill", "widgets", "jupytext"):
@@ -743,7 +767,6 @@ def default_label(preset: str, params: dict) -> str:
     parameters (``<preset>+custom-<hash>`` when that is too long for a folder name)."""
     import hashlib
     import json
-    import re
 
     if not params:
         return preset

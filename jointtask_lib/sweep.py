@@ -63,6 +63,7 @@ from pathlib import Path
 
 import yaml
 
+from . import progress as _progress_mod
 from .runs import group_specs, load_record, run_dir, train_group
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
@@ -365,7 +366,7 @@ def run_specs(
 
             torch.set_num_threads(threads)
             # One bar of runs done / total; the per-step bars only where they live in place (widgets).
-            step_bars = progress and os.environ.get(ENV_PROGRESS) != "text"
+            step_bars = progress and not _progress_mod.text_mode()
             for g in _progress(groups, progress, "runs", sum(map(len, groups)), weight=len):
                 train_group(root, g, device=device, progress=step_bars, max_stack=max_stack)
     records = [load_record(root, s) for s in specs]
@@ -412,38 +413,10 @@ def run_named(named: dict, root, **kw) -> dict[str, list[dict]]:
     return out
 
 
-#: ``text``: progress bars are plain text on stderr (``jointtask notebooks`` sets it for the kernels it
-#: starts: the terminal shows the bar live and an executed notebook keeps its last state, not a
-#: widget frozen at 0%); otherwise ``tqdm.auto`` (a live widget in JupyterLab).
-ENV_PROGRESS = "JOINTTASK_PROGRESS"
-
-
-def progress_bar(total: int | None, desc: str = "runs"):
-    """A live bar of runs done / ``total`` with tqdm's rate and ETA (see :data:`ENV_PROGRESS`)."""
-    if os.environ.get(ENV_PROGRESS) == "text":
-        import sys
-
-        from tqdm.std import tqdm
-
-        return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, mininterval=1.0, ncols=90)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="run")
-
-
-def _progress(it, on: bool, desc: str, total: int | None = None, weight=None):
-    """Iterate ``it``; when ``on``, advance a :func:`progress_bar` by ``weight(item)`` (runs; 1 by
-    default) once the caller has finished with each item."""
-    if not on:
-        yield from it
-        return
-    bar = progress_bar(total, desc)
-    try:
-        for x in it:
-            yield x
-            bar.update(weight(x) if weight else 1)
-    finally:
-        bar.close()
+# Progress (runs done / total, ETA): jointtask_lib.progress; the names below are kept for callers.
+ENV_PROGRESS = _progress_mod.ENV_PROGRESS
+progress_bar = _progress_mod.progress_bar
+_progress = _progress_mod.progress_iter
 
 
 def _die_with_parent(parent: int) -> None:

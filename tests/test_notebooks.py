@@ -294,7 +294,7 @@ def test_rules_for_sweep_like_names():
 
 def test_extra_params_are_value_checked(tiny_project, monkeypatch):
     monkeypatch.setitem(N.PARAM_RULES, "n", N.Rule("int", lo=1))
-    with pytest.raises(ValueError, match=r"extra_params: parameter 'n' must be an integer >= 1; got 0"):
+    with pytest.raises(ValueError, match=r"notebook 01_good, -p: parameter 'n' must be an integer >= 1; got 0"):
         N.execute_notebook("01_good", "smoke", tiny_project / "out", extra_params={"n": 0})
     assert not (tiny_project / "out").exists()  # rejected before a kernel started
 
