@@ -859,6 +859,12 @@ def _log_result(r, log) -> None:
         log(f"FAILED {stem} ({secs:.1f} s): {msg}")
 
 
+def default_progress(preset: str) -> bool:
+    """Live progress by default: on for the long presets (:data:`PROGRESS_PRESETS`), off for smoke
+    and in CI (``$CI`` set, as CI services do)."""
+    return preset in PROGRESS_PRESETS and not os.environ.get("CI")
+
+
 def cmd_notebooks(a) -> int:
     check_choice("preset", a.preset, PRESETS)
     check_int("workers", a.workers, lo=1)
@@ -874,9 +880,7 @@ def cmd_notebooks(a) -> int:
     if label == LAB_LABEL:
         raise ValueError(f"'label' {LAB_LABEL!r} is the folder of JupyterLab sessions (make lab: the "
                          "notebooks' paired .ipynb copies); choose another --label")
-    progress = a.progress
-    if progress is None:  # on for long presets, off in CI
-        progress = a.preset in PROGRESS_PRESETS and not os.environ.get("CI")
+    progress = default_progress(a.preset) if a.progress is None else a.progress
     root = results_dir()
     folder = output_dir(root, label)
     claim_output_folder(folder, label, a.preset, params, books, overwrite=a.overwrite)

@@ -211,6 +211,13 @@ def test_progress_counts_runs_with_eta_as_text(tmp_path):
     assert proc.stderr.count("runs:") >= 2 and proc.stdout == ""  # one bar (the off one draws nothing)
 
 
+def test_progress_is_on_by_default_for_long_presets_only(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    assert [N.default_progress(p) for p in N.PRESETS] == [False, True, True]
+    monkeypatch.setenv("CI", "true")
+    assert [N.default_progress(p) for p in N.PRESETS] == [False, False, False]
+
+
 # -- the runner on a tiny project: folders, progress, errors first (real kernels) -----------------
 
 _TINY = """
