@@ -816,8 +816,9 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
     """Execute notebooks (sequentially, or in a process pool); return one result per notebook.
 
     ``params``: ``-p`` overrides for every notebook (checked first, see :func:`check_overrides`).
-    ``progress``: turn the ``progress`` parameter on where a notebook has one (and the user did
-    not set it), and stream the kernels' text progress bars to stderr.
+    ``progress``: the value of the ``progress`` parameter where a notebook has one and ``-p`` does
+    not set it (injected only when it differs from the notebook's default and preset), and whether
+    the kernels' text progress bars are streamed to stderr.
     """
     params = dict(params or {})
     for b in books:  # every preset (and override) is validated before anything runs
@@ -826,8 +827,11 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
     jobs = []
     for b in books:
         extra = dict(params)
-        if progress and "progress" not in extra and "progress" in notebook_parameters(b):
-            extra["progress"] = True
+        defaults = notebook_parameters(b)
+        if "progress" in defaults and "progress" not in extra:
+            # the runner's choice, injected only where the notebook and its preset say otherwise
+            if {**defaults, **load_preset(b.stem, preset)}["progress"] != progress:
+                extra["progress"] = progress
         jobs.append({"stem": b.stem, "preset": preset, "out_dir": str(out_dir), "reference": reference,
                      "progress": progress, "timeout": timeout, "params": extra, "label": label,
                      "nb_dir": str(NOTEBOOKS_DIR), "params_dir": str(PARAMS_DIR)})

@@ -45,7 +45,7 @@ workers = 1
 device = "auto"
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %% [markdown]

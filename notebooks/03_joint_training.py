@@ -40,7 +40,7 @@ workers = 1
 device = "auto"
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %% [markdown]

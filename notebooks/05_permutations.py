@@ -35,7 +35,7 @@ workers = 1
 device = "auto"
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %%

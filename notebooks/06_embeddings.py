@@ -59,7 +59,7 @@ threads = 1
 device = "auto"
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %% [markdown]

@@ -99,7 +99,7 @@ threads = 1
 workers = 2
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %% [markdown]
