@@ -17,6 +17,15 @@ Contract every notebook under ``notebooks/NN_name.py`` (jupytext py:percent) fol
 :func:`execute_notebook` converts the text notebook (``jupytext.read``), pins the ``python3``
 kernel, and runs it with papermill from the repository root.  ``jointtask notebooks`` runs several,
 in separate processes when ``--workers > 1`` (papermill is not thread-safe).
+
+``jointtask notebooks``: ``-p NAME=VALUE`` sets parameters on top of the preset (names checked
+against the parameters cell, values by the preset rules, before a kernel starts); every run writes
+to its own output folder ``<results>/<label>/`` (the preset, ``<preset>+name=value...`` with ``-p``,
+or ``--label``; :func:`claim_output_folder` refuses to mix presets or parameters in one folder)
+while the run cache ``<results>/runs`` stays shared; long presets show a live text progress bar
+(:mod:`jointtask_lib.progress`); a failing notebook prints its error as one line first, then where
+the full traceback is.  Inside a notebook, :func:`check_parameters` also rejects names papermill
+injected that the parameters cell does not define (papermill itself only warns).
 """
 
 from __future__ import annotations
