@@ -623,6 +623,9 @@ def execute_notebook(
                     str(src), str(run_out), parameters=params, kernel_name=kernel_name,
                     cwd=str(ROOT), progress_bar=False, log_output=False,
                     stderr_file=sys.stderr if progress else None, execution_timeout=timeout,
+                    # the kernel's own start-up warnings would come before a failing notebook's
+                    # one-line error (errors first); cell output, warnings included, is unaffected
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
         except Exception as exc:
             failed = (Path(tempfile.gettempdir()) / f"jointtask-{stem}.failed.ipynb") if reference else dest
