@@ -797,7 +797,8 @@ def claim_output_folder(folder: Path, label: str, preset: str, params: dict, boo
                         overwrite: bool = False) -> Path:
     """Write (or extend) ``<folder>/RUN.json``, the record of what the folder holds (label, preset,
     ``-p`` parameters, notebooks).  A folder that already holds another preset or other parameters
-    raises ``ValueError`` (results never overwrite each other silently) unless ``overwrite``."""
+    raises ``ValueError`` (results never overwrite each other silently); with ``overwrite`` its
+    outputs (notebooks/, figures/, claims/, SCORECARD.md) are deleted first."""
     import json
 
     path = folder / MANIFEST
@@ -813,7 +814,15 @@ def claim_output_folder(folder: Path, label: str, preset: str, params: dict, boo
                 f"'label' {label!r}: {folder} already holds results of preset {old.get('preset')!r} with "
                 f"parameters {old.get('parameters')!r}, not preset {preset!r} with {params!r}; choose "
                 "another --label, or pass --overwrite to replace them")
-        if not same:
+        if not same:  # --overwrite: the other run's outputs go, so the folder never mixes two runs
+            import shutil
+
+            for name in ("notebooks", "figures", "claims", "SCORECARD.md"):
+                p = folder / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
             old = {}
     notebooks = sorted(set(old.get("notebooks", [])) | {b.stem for b in books})
     manifest = {"label": label, "preset": preset, "parameters": params, "notebooks": notebooks}

@@ -113,7 +113,8 @@ def test_output_dir_follows_the_label(tmp_path, monkeypatch):
         paths.output_dir(tmp_path)
 
 
-def test_manifest_refuses_another_preset_or_parameters(tmp_path):
+def test_manifest_refuses_another_preset_or_parameters(tmp_path, monkeypatch):
+    monkeypatch.delenv(paths.ENV_LABEL, raising=False)
     books = [N.resolve_notebook("01")]
     f = tmp_path / "mine"
     N.claim_output_folder(f, "mine", "quick", {"workers": 2}, books)
@@ -123,7 +124,14 @@ def test_manifest_refuses_another_preset_or_parameters(tmp_path):
         N.claim_output_folder(f, "mine", "smoke", {"workers": 2}, books)
     with pytest.raises(ValueError, match="already holds"):
         N.claim_output_folder(f, "mine", "quick", {}, books)
+    write_claims(f, "03", [claim(id="A1", paper="A", claim="c", paper_value="v", ours="o",
+                                 verdict="reproduced", preset="quick", notebook="03")])
+    (f / "figures").mkdir()
+    (f / "figures" / "x.png").write_bytes(b"png")
+    (f / "notes.txt").write_text("mine")
     N.claim_output_folder(f, "mine", "smoke", {}, books, overwrite=True)
+    assert not (f / "claims").exists() and not (f / "figures").exists()  # the other run's outputs went
+    assert (f / "notes.txt").read_text() == "mine"  # nothing else is touched
     assert json.loads((f / "RUN.json").read_text()) == {
         "label": "mine", "preset": "smoke", "parameters": {}, "notebooks": ["01_tasks"]}
 
