@@ -300,7 +300,7 @@ def train_or_load(root, specs: list, *, device: str = "auto", progress: bool = F
     unique = list({s.key(): s for s in todo}.values())
     groups = group_specs(unique, order=kind.order)
     if workers == 1 or len(unique) < 2:
-        # One bar of runs done / total; per-step bars only where they update in place (widgets).
+        # One bar of runs done / total; per-step bars too in a terminal, not in a notebook.
         step_bars = progress and not progress_mod.text_mode()
         for group in progress_mod.progress_iter(groups, progress, "runs", len(unique), weight=len):
             for rec in train_group(root, group, device=device, progress=step_bars, max_stack=max_stack,

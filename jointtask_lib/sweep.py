@@ -365,7 +365,7 @@ def run_specs(
             import torch
 
             torch.set_num_threads(threads)
-            # One bar of runs done / total; the per-step bars only where they live in place (widgets).
+            # One bar of runs done / total; per-step bars too in a terminal, not in a notebook.
             step_bars = progress and not _progress_mod.text_mode()
             for g in _progress(groups, progress, "runs", sum(map(len, groups)), weight=len):
                 train_group(root, g, device=device, progress=step_bars, max_stack=max_stack)
