@@ -9,14 +9,17 @@ PRESET ?= quick
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce venv unit nbtest nbref smoke bench snapshot clean help
+.PHONY: test reproduce venv install lab browser-test unit nbtest nbref smoke bench snapshot clean help
 
 help:
+	@echo "make install    - only install: create .venv with the pinned dependencies (same as make venv)"
+	@echo "make lab        - install and start JupyterLab; notebooks/*.py open as notebooks (outputs: results/lab/)"
 	@echo "make test       - install (fresh .venv) and run library tests + notebooks under nbval (smoke)"
-	@echo "make reproduce  - install and execute every notebook at PRESET=$(PRESET) into results/"
+	@echo "make reproduce  - install and execute every notebook at PRESET=$(PRESET) into results/$(PRESET)/"
+	@echo "make browser-test - screenshot a notebook in JupyterLab with headless Chromium (apt) and check it"
 	@echo "make nbref      - regenerate the smoke-preset reference notebooks in tests/notebooks/"
 	@echo "make bench      - run the benchmarks (JSON on stdout)"
-	@echo "make snapshot   - copy results/SCORECARD.md and results/figures to reports/quick/ (kept in git)"
+	@echo "make snapshot   - copy results/quick/SCORECARD.md and results/quick/figures to reports/quick/ (kept in git)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +29,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+install: $(STAMP)
+
+# JupyterLab on the project: the shipped setting (jupyter-config/labconfig) opens notebooks/*.py as
+# notebooks; jupytext.toml keeps the .py byte-identical on save and pairs it with
+# results/lab/notebooks/<name>.ipynb (outputs); figures and claims go to results/lab/.
+LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} JOINTTASK_LABEL=lab
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(LAB_ENV) $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Headless Chromium (Debian's package, installed with apt-get when missing) opens a notebook in a
+# JupyterLab started on a loopback port and checks that it rendered as a notebook; the screenshot
+# is build/browser-test/lab.png.
+browser-test: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	$(LAB_ENV) $(PY) tests/browser_check.py --out build/browser-test
 
 # Library tests and the notebooks (nbval compares the marked cells against the reference copies).
 test: $(STAMP)
@@ -46,8 +65,8 @@ nbref: $(STAMP)
 		--preset smoke --out tests/notebooks --reference
 
 reproduce: $(STAMP)
-	$(PY) -m jointtask_lib.cli notebooks --preset $(PRESET) --out results/notebooks
-	$(PY) -m jointtask_lib.cli report --results results
+	$(PY) -m jointtask_lib.cli notebooks --preset $(PRESET)
+	$(PY) -m jointtask_lib.cli report --label $(PRESET)
 
 bench: $(STAMP)
 	$(PY) benchmarks/data_throughput.py --json
@@ -55,9 +74,9 @@ bench: $(STAMP)
 
 # Keep a finished quick run's scorecard and figures in the repository (reports/quick/).
 snapshot:
-	test -f results/SCORECARD.md
+	test -f results/quick/SCORECARD.md
 	rm -rf reports/quick && mkdir -p reports/quick
-	cp results/SCORECARD.md reports/quick/ && cp -r results/figures reports/quick/figures
+	cp results/quick/SCORECARD.md reports/quick/ && cp -r results/quick/figures reports/quick/figures
 
 clean:
-	rm -rf build results/notebooks results/figures
+	rm -rf build results/notebooks results/figures results/*/notebooks results/*/figures

@@ -17,6 +17,15 @@ Contract every notebook under ``notebooks/NN_name.py`` (jupytext py:percent) fol
 :func:`execute_notebook` converts the text notebook (``jupytext.read``), pins the ``python3``
 kernel, and runs it with papermill from the repository root.  ``jointtask notebooks`` runs several,
 in separate processes when ``--workers > 1`` (papermill is not thread-safe).
+
+``jointtask notebooks``: ``-p NAME=VALUE`` sets parameters on top of the preset (names checked
+against the parameters cell, values by the preset rules, before a kernel starts); every run writes
+to its own output folder ``<results>/<label>/`` (the preset, ``<preset>+name=value...`` with ``-p``,
+or ``--label``; :func:`claim_output_folder` refuses to mix presets or parameters in one folder)
+while the run cache ``<results>/runs`` stays shared; long presets show a live text progress bar
+(:mod:`jointtask_lib.progress`); a failing notebook prints its error as one line first, then where
+the full traceback is.  Inside a notebook, :func:`check_parameters` also rejects names papermill
+injected that the parameters cell does not define (papermill itself only warns).
 """
 
 from __future__ import annotations
@@ -24,13 +33,15 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import atomic_write, repo_root, results_dir
+from .paths import (ENV_LABEL, MANIFEST, MAX_LABEL, atomic_write, check_label, output_dir, repo_root,
+                    results_dir)
 from .validate import check_choice, check_float, check_int
 
 ROOT = repo_root()
@@ -42,8 +53,23 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python
 INJECTED_TAG = "injected-parameters"
 
 
+#: Presets whose runs are long enough to show a live progress bar by default (``jointtask notebooks``).
+PROGRESS_PRESETS = ("quick", "paper")
+#: The label ``make lab`` gives JupyterLab sessions (``results/lab/``, the paired .ipynb copies).
+LAB_LABEL = "lab"
+
+
 class NotebookError(RuntimeError):
-    """A notebook failed to execute; the message names it and the failing cell."""
+    """A notebook failed to execute; the message names it and the failing cell.
+
+    ``headline``: one line (notebook, exception type and message: for a bad parameter the notebook,
+    the parameter and the allowed values); ``trace``: where the executed copy with the full
+    traceback is (``""`` when none was written)."""
+
+    def __init__(self, msg: str, headline: str = "", trace: str = ""):
+        super().__init__(msg)
+        self.headline = headline or msg
+        self.trace = trace
 
 
 # ------------------------------------------------------------------------------------------
@@ -384,9 +410,33 @@ def check_parameters(stem: str, namespace: dict) -> dict:
     """
     path = resolve_notebook(stem)
     defaults = notebook_parameters(path)
+    unknown = [k for k in injected_names(namespace) if k not in defaults]
+    if unknown:  # papermill only warns about a misspelled name and runs on the defaults
+        raise ValueError(f"notebook {path.stem}: unknown parameter {unknown[0]!r} (injected by papermill); "
+                         f"allowed: {', '.join(sorted(defaults))}")
     values = {k: namespace[k] for k in defaults if k in namespace}
     check_params(values, defaults, where=f"notebook {path.stem}", stem=path.stem)
     return values
+
+
+#: The first line of the cell papermill injects (``papermill.translators``: ``# Parameters``).
+PAPERMILL_HEADER = "# Parameters"
+
+
+def injected_names(namespace: dict) -> list[str]:
+    """The names papermill injected into this kernel: assignments in executed cells (IPython's
+    ``In`` history in ``namespace``) that start with papermill's ``# Parameters`` line."""
+    names: list[str] = []
+    for src in namespace.get("In", []) or []:
+        if not isinstance(src, str) or not src.lstrip().startswith(PAPERMILL_HEADER + "\n"):
+            continue
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        names += [t.id for node in tree.body if isinstance(node, ast.Assign)
+                  for t in node.targets if isinstance(t, ast.Name)]
+    return names
 
 
 def check_params(values: dict, defaults: dict, where: str, stem: str = "") -> dict:
@@ -450,19 +500,49 @@ def prepare_notebook(path: str | os.PathLike):
 
 
 @contextlib.contextmanager
-def _kernel_env():
-    """Let the kernel import ``jointtask_lib`` even when the project is not installed."""
-    old = os.environ.get("PYTHONPATH")
-    parts = [p for p in (old or "").split(os.pathsep) if p]
+def _kernel_env(label: str | None = None):
+    """The kernel's environment: it can import ``jointtask_lib`` even when the project is not
+    installed, writes its outputs under the label's folder (``$JOINTTASK_LABEL``; ``None`` keeps
+    the caller's), and draws progress bars as text (``$JOINTTASK_PROGRESS=text``: live on the
+    terminal, and an executed notebook keeps the bar's last state rather than a widget at 0%)."""
+    from .sweep import ENV_PROGRESS
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", ENV_LABEL, ENV_PROGRESS)}
+    parts = [p for p in (saved["PYTHONPATH"] or "").split(os.pathsep) if p]
     if str(ROOT) not in parts:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *parts])
+    if label is not None:
+        os.environ[ENV_LABEL] = label
+    os.environ[ENV_PROGRESS] = "text"
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_OVERWRITTEN = re.compile(r"[^\n]*\r(?=[^\n])")
+
+
+def collapse_streams(cell) -> None:
+    """Merge a cell's consecutive stream outputs of one name and drop text that a carriage return
+    overwrote, so a progress bar is stored as the last state the terminal showed (what
+    ``nbconvert``'s ``coalesce_streams`` does), not as every intermediate state."""
+    outs = []
+    for out in cell.get("outputs", []):
+        if (outs and out.get("output_type") == "stream" and outs[-1].get("output_type") == "stream"
+                and outs[-1].get("name") == out.get("name")):
+            outs[-1]["text"] += out["text"]
         else:
-            os.environ["PYTHONPATH"] = old
+            outs.append(out)
+    for out in outs:
+        if out.get("output_type") == "stream" and "\r" in out["text"]:
+            out["text"] = _OVERWRITTEN.sub("", out["text"])
+    if "outputs" in cell:
+        cell["outputs"] = outs
 
 
 def _normalise(nb, reference: bool) -> None:
@@ -470,6 +550,8 @@ def _normalise(nb, reference: bool) -> None:
         if INJECTED_TAG in _tags(cell):
             cell["id"] = INJECTED_TAG
     if not reference:
+        for cell in nb.cells:
+            collapse_streams(cell)
         return
     # Reference copies are committed: drop everything that changes from run to run.
     for key in ("papermill", "widgets", "jupytext"):
@@ -504,10 +586,14 @@ def execute_notebook(
     progress: bool = False,
     kernel_name: str = "python3",
     timeout: int | None = None,
+    label: str | None = None,
 ) -> Path:
     """Execute one notebook with a preset; return the executed ``<out_dir>/<stem>.ipynb``.
 
-    ``extra_params`` override the preset (checked the same way).  ``reference=True`` writes the
+    ``extra_params`` override the preset (checked the same way).  ``label``: the output folder the
+    kernel writes figures and claims to (``<results>/<label>``, see :func:`paths.output_dir`;
+    ``None``: the caller's ``$JOINTTASK_LABEL``).  ``progress``: stream the kernel's stderr (its
+    text progress bars) to this process's stderr as it runs.  ``reference=True`` writes the
     nbval reference copy: papermill's timings and other volatile metadata are stripped (outputs
     are kept, image payloads dropped) so regenerating it changes only what really changed.  A
     failure raises :class:`NotebookError` naming the notebook and the cell; the executed copy with
@@ -522,7 +608,7 @@ def execute_notebook(
     params = load_preset(stem, preset) if preset else {}
     if extra_params:
         defaults = {**notebook_parameters(path), **params}
-        params.update(check_params(extra_params, defaults, where="extra_params", stem=stem))
+        params.update(check_params(extra_params, defaults, where=f"notebook {stem}, -p", stem=stem))
     if timeout is not None:
         check_int("timeout", timeout, lo=1)
     out_dir = Path(out_dir)
@@ -532,26 +618,33 @@ def execute_notebook(
         src, run_out = Path(tmp) / f"{stem}.input.ipynb", Path(tmp) / f"{stem}.ipynb"
         nbformat.write(nb, str(src))
         try:
-            with _kernel_env():
+            with _kernel_env(label):
                 pm.execute_notebook(
                     str(src), str(run_out), parameters=params, kernel_name=kernel_name,
-                    cwd=str(ROOT), progress_bar=progress, log_output=False,
-                    execution_timeout=timeout,
+                    cwd=str(ROOT), progress_bar=False, log_output=False,
+                    stderr_file=sys.stderr if progress else None, execution_timeout=timeout,
+                    # the kernel's own start-up warnings would come before a failing notebook's
+                    # one-line error (errors first); cell output, warnings included, is unaffected
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
         except Exception as exc:
             failed = (Path(tempfile.gettempdir()) / f"jointtask-{stem}.failed.ipynb") if reference else dest
+            trace = ""
             if run_out.exists():
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 _atomic_write_nb(nbformat.read(str(run_out), as_version=4), failed)
-                where = f"; executed copy with the traceback: {failed}"
-            else:
-                where = ""
+                trace = str(failed)
+            where = f"; executed copy with the traceback: {trace}" if trace else ""
             if isinstance(exc, pm.PapermillExecutionError):
+                first = (str(exc.evalue).strip().splitlines() or [""])[0]
+                headline = f"{exc.ename}: {first}"
+                trace += f" (cell {exc.cell_index}, execution count {exc.exec_count})" if trace else ""
                 msg = (f"notebook {stem} (preset {preset!r}) failed in cell {exc.cell_index} "
                        f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}{where}")
             else:
+                headline = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
                 msg = f"notebook {stem} (preset {preset!r}) failed: {type(exc).__name__}: {exc}{where}"
-            raise NotebookError(msg) from exc
+            raise NotebookError(msg, headline, trace) from exc
         executed = nbformat.read(str(run_out), as_version=4)
     _normalise(executed, reference)
     _atomic_write_nb(executed, dest)
@@ -624,32 +717,145 @@ def select_notebooks(only: str = "") -> list[Path]:
     return picked
 
 
-def _run_one(job: tuple) -> tuple[str, bool, str, float]:
+def _run_one(job: dict) -> tuple[str, bool, str, float]:
     """Worker (top level, so a process pool can pickle it): never raises.
 
     The job carries the notebook and preset folders, so a worker process sees the same ones as
-    the parent even when they were redirected (tests do that).
+    the parent even when they were redirected (tests do that).  A failure's message is the
+    one-line error first, then where the full trace is.
     """
     global NOTEBOOKS_DIR, PARAMS_DIR
-    stem, preset, out_dir, reference, progress, timeout, nb_dir, params_dir = job
-    NOTEBOOKS_DIR, PARAMS_DIR = Path(nb_dir), Path(params_dir)
+    NOTEBOOKS_DIR, PARAMS_DIR = Path(job["nb_dir"]), Path(job["params_dir"])
     t0 = time.perf_counter()
     try:
-        dest = execute_notebook(stem, preset, out_dir, reference=reference, progress=progress,
-                                timeout=timeout)
-        return stem, True, str(dest), time.perf_counter() - t0
+        dest = execute_notebook(job["stem"], job["preset"], job["out_dir"], extra_params=job["params"],
+                                reference=job["reference"], progress=job["progress"],
+                                timeout=job["timeout"], label=job["label"])
+        return job["stem"], True, str(dest), time.perf_counter() - t0
+    except NotebookError as exc:  # reported by the parent
+        msg = exc.headline + (f"\n       full trace: {exc.trace}" if exc.trace else "")
+        return job["stem"], False, msg, time.perf_counter() - t0
     except Exception as exc:  # reported by the parent
-        return stem, False, str(exc), time.perf_counter() - t0
+        return job["stem"], False, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------------
+# Parameters from the command line (-p NAME=VALUE) and output folders (labels)
+# ------------------------------------------------------------------------------------------
+
+
+def parse_param_args(items) -> dict:
+    """``["seed=1", "moduli=[7, 11]"]`` -> ``{"seed": 1, "moduli": [7, 11]}``: each value is read
+    as YAML, like a value in a preset file (``yaml.safe_load``)."""
+    import yaml
+
+    out: dict = {}
+    for item in items or ():
+        name, sep, raw = str(item).partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"'-p' must be NAME=VALUE (e.g. -p seed=1 or -p moduli=[7,11]); got {item!r}")
+        if name in out:
+            raise ValueError(f"'-p' sets {name!r} twice")
+        try:
+            out[name] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"'-p' {name}: {raw!r} is not a YAML value ({exc.problem})") from None
+    return out
+
+
+def check_overrides(books: list[Path], preset: str, params: dict) -> None:
+    """Check ``-p`` parameters against every selected notebook, before anything runs: each name
+    must be in the notebook's parameters cell (else the known names are listed) and each value
+    must pass the same type and value rules as a preset file (on top of that preset)."""
+    for b in books:
+        defaults = notebook_parameters(b)
+        base = {**defaults, **load_preset(b.stem, preset)}
+        check_params(params, base, where=f"notebook {b.stem}, -p", stem=b.stem)
+
+
+def default_label(preset: str, params: dict) -> str:
+    """The output folder's name: the preset alone, or ``<preset>+name=value+...`` with custom
+    parameters (``<preset>+custom-<hash>`` when that is too long for a folder name)."""
+    import hashlib
+    import json
+
+    if not params:
+        return preset
+    parts = []
+    for k in sorted(params):
+        v = json.dumps(params[k], separators=(",", ":"), sort_keys=True)
+        parts.append(f"{k}={re.sub(r'[^A-Za-z0-9_.,=+-]', '', v)}")
+    label = "+".join([preset, *parts])
+    if len(label) > MAX_LABEL:
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        label = f"{preset}+custom-{digest}"
+    return label
+
+
+def claim_output_folder(folder: Path, label: str, preset: str, params: dict, books: list[Path], *,
+                        overwrite: bool = False) -> Path:
+    """Write (or extend) ``<folder>/RUN.json``, the record of what the folder holds (label, preset,
+    ``-p`` parameters, notebooks).  A folder that already holds another preset or other parameters
+    raises ``ValueError`` (results never overwrite each other silently); with ``overwrite`` its
+    outputs (notebooks/, figures/, claims/, SCORECARD.md) are deleted first."""
+    import json
+
+    path = folder / MANIFEST
+    old: dict = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {"preset": "?", "parameters": "unreadable"}
+        same = old.get("preset") == preset and old.get("parameters") == params
+        if not same and not overwrite:
+            raise ValueError(
+                f"'label' {label!r}: {folder} already holds results of preset {old.get('preset')!r} with "
+                f"parameters {old.get('parameters')!r}, not preset {preset!r} with {params!r}; choose "
+                "another --label, or pass --overwrite to replace them")
+        if not same:  # --overwrite: the other run's outputs go, so the folder never mixes two runs
+            import shutil
+
+            for name in ("notebooks", "figures", "claims", "SCORECARD.md"):
+                p = folder / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+            old = {}
+    notebooks = sorted(set(old.get("notebooks", [])) | {b.stem for b in books})
+    manifest = {"label": label, "preset": preset, "parameters": params, "notebooks": notebooks}
+    atomic_write(path, lambda fh: json.dump(manifest, fh, indent=1, sort_keys=True), text=True)
+    return path
 
 
 def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: bool = False,
                   workers: int = 1, progress: bool = False, timeout: int | None = None,
+                  params: dict | None = None, label: str | None = None,
                   log=print) -> list[tuple[str, bool, str, float]]:
-    """Execute notebooks (sequentially, or in a process pool); return one result per notebook."""
-    for b in books:  # every preset is validated before anything runs
+    """Execute notebooks (sequentially, or in a process pool); return one result per notebook.
+
+    ``params``: ``-p`` overrides for every notebook (checked first, see :func:`check_overrides`).
+    ``progress``: the value of the ``progress`` parameter where a notebook has one and ``-p`` does
+    not set it (injected only when it differs from the notebook's default and preset), and whether
+    the kernels' text progress bars are streamed to stderr.
+    """
+    params = dict(params or {})
+    for b in books:  # every preset (and override) is validated before anything runs
         load_preset(b.stem, preset)
-    jobs = [(b.stem, preset, str(out_dir), reference, progress, timeout, str(NOTEBOOKS_DIR),
-             str(PARAMS_DIR)) for b in books]
+    check_overrides(books, preset, params)
+    jobs = []
+    for b in books:
+        extra = dict(params)
+        defaults = notebook_parameters(b)
+        if "progress" in defaults and "progress" not in extra:
+            # the runner's choice, injected only where the notebook and its preset say otherwise
+            if {**defaults, **load_preset(b.stem, preset)}["progress"] != progress:
+                extra["progress"] = progress
+        jobs.append({"stem": b.stem, "preset": preset, "out_dir": str(out_dir), "reference": reference,
+                     "progress": progress, "timeout": timeout, "params": extra, "label": label,
+                     "nb_dir": str(NOTEBOOKS_DIR), "params_dir": str(PARAMS_DIR)})
     results = []
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -672,7 +878,16 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
 
 def _log_result(r, log) -> None:
     stem, ok, msg, secs = r
-    log(f"{'ok    ' if ok else 'FAILED'} {stem} ({secs:.1f} s): {msg}")
+    if ok:
+        log(f"ok     {stem} ({secs:.1f} s): {msg}")
+    else:  # the one-line error first, then where the full trace is
+        log(f"FAILED {stem} ({secs:.1f} s): {msg}")
+
+
+def default_progress(preset: str) -> bool:
+    """Live progress by default: on for the long presets (:data:`PROGRESS_PRESETS`), off for smoke
+    and in CI (``$CI`` set, as CI services do)."""
+    return preset in PROGRESS_PRESETS and not os.environ.get("CI")
 
 
 def cmd_notebooks(a) -> int:
@@ -682,12 +897,26 @@ def cmd_notebooks(a) -> int:
         raise ValueError("'preset' must be smoke with --reference (nbval re-executes the smoke "
                          f"preset); got {a.preset!r}")
     books = select_notebooks(a.only)
+    params = parse_param_args(a.param)
+    check_overrides(books, a.preset, params)
+    if a.reference and params:
+        raise ValueError("'-p' cannot be used with --reference (references are the smoke preset as is)")
+    label = check_label(a.label) if a.label else default_label(a.preset, params)
+    if label == LAB_LABEL:
+        raise ValueError(f"'label' {LAB_LABEL!r} is the folder of JupyterLab sessions (make lab: the "
+                         "notebooks' paired .ipynb copies); choose another --label")
+    progress = default_progress(a.preset) if a.progress is None else a.progress
+    root = results_dir()
+    folder = output_dir(root, label)
+    claim_output_folder(folder, label, a.preset, params, books, overwrite=a.overwrite)
     if a.out:
         out = Path(a.out).expanduser().resolve()
     else:
-        out = REFERENCE_DIR if a.reference else results_dir() / "notebooks"
+        out = REFERENCE_DIR if a.reference else folder / "notebooks"
+    print(f"jointtask notebooks: preset {a.preset}{' with ' + repr(params) if params else ''}: outputs in "
+          f"{folder} (executed notebooks: {out}); run cache in {root}", file=sys.stderr, flush=True)
     results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
-                            progress=a.progress, timeout=a.timeout,
+                            progress=progress, timeout=a.timeout, params=params, label=label,
                             log=lambda s: print(s, file=sys.stderr, flush=True))
     failed = [r[0] for r in results if not r[1]]
     if failed:
@@ -703,12 +932,24 @@ def register_cli(sub) -> None:
     p.add_argument("--preset", default="quick", help=" | ".join(PRESETS))
     p.add_argument("--only", default="",
                    help="comma-separated notebooks by number or name, e.g. 02 or 01,03_training")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a notebook parameter on top of the preset (repeatable; the value is read "
+                        "as YAML and checked like a preset value), e.g. -p workers=2")
+    p.add_argument("--label", default="",
+                   help="name of the output folder <results>/<label> (default: the preset, or "
+                        "<preset>+name=value... with -p); the run cache <results>/runs is shared")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a label folder that holds another preset or other parameters")
     p.add_argument("--out", default="",
-                   help="folder for the executed notebooks (default: <results>/notebooks; "
+                   help="folder for the executed notebooks (default: <results>/<label>/notebooks; "
                         "tests/notebooks with --reference)")
     p.add_argument("--reference", action="store_true",
                    help="write nbval reference copies (volatile metadata stripped; smoke preset)")
     p.add_argument("--workers", type=int, default=1, help="notebooks run in parallel (processes)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    p.add_argument("--progress", action="store_true", help="show papermill's progress bar")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="live progress bars (runs done / total, ETA) on stderr; default: on for "
+                        f"{' and '.join(PROGRESS_PRESETS)}, off for smoke and when $CI is set")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_notebooks)

@@ -62,9 +62,56 @@ def results_dir(explicit: str | os.PathLike = "") -> Path:
     return repo_root() / "results"
 
 
+# ------------------------------------------------------------------------------------------
+# Results layout: one output folder per preset / label, one shared run cache
+# ------------------------------------------------------------------------------------------
+#
+#   results/                  the results root (``results_dir()``)
+#     runs/ groups/ icl/      the run cache: records and weights, shared by every label
+#     quick/ smoke/ paper/    one output folder per label (``jointtask notebooks`` uses the preset,
+#     <label>/                or ``--label``; ``make lab`` uses "lab"):
+#       notebooks/ figures/ claims/ SCORECARD.md RUN.json
+#
+# A notebook learns its label from ``$JOINTTASK_LABEL`` (set by ``jointtask notebooks`` and
+# ``make lab`` for the kernels they start).  Without a label, outputs go to the results root itself.
+
+ENV_LABEL = "JOINTTASK_LABEL"
+#: Names inside the results root that belong to the run cache or to an output folder: never labels.
+RESERVED_LABELS = ("runs", "groups", "icl", "figures", "claims", "notebooks")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")
+MAX_LABEL = 100
+MANIFEST = "RUN.json"
+
+
+def check_label(label) -> str:
+    """``label`` if it can name an output folder under the results root; ``ValueError`` otherwise."""
+    if (not isinstance(label, str) or not _LABEL_RE.match(label) or len(label) > MAX_LABEL
+            or label in RESERVED_LABELS):
+        raise ValueError(
+            f"'label' must be a folder name of at most {MAX_LABEL} characters (letters, digits and "
+            f"_ . , = + -, starting with a letter or digit), not one of {', '.join(RESERVED_LABELS)}; "
+            f"got {label!r}")
+    return label
+
+
+def current_label() -> str:
+    """``$JOINTTASK_LABEL`` (checked), or ``""`` when unset."""
+    label = os.environ.get(ENV_LABEL, "")
+    return check_label(label) if label else ""
+
+
+def output_dir(results: str | os.PathLike, label: str | None = None) -> Path:
+    """The folder one run writes its outputs to: ``<results>/<label>`` (``label=None``: the
+    current label, :func:`current_label`; ``""``: ``<results>`` itself).  The run cache stays in
+    ``<results>``, shared by every label."""
+    label = current_label() if label is None else label
+    base = _anchor(results)
+    return base / check_label(label) if label else base
+
+
 def figures_dir(results: str | os.PathLike) -> Path:
-    """``<results>/figures`` (not created)."""
-    return _anchor(results) / "figures"
+    """``<output_dir(results)>/figures`` (not created)."""
+    return output_dir(results) / "figures"
 
 
 PNG_METADATA = {"Software": None}

@@ -41,10 +41,11 @@ from typing import Any
 import torch
 
 from . import __version__
+from . import progress as progress_mod
 from .checkpoints import (  # noqa: F401  (re-exported: the run cache's storage layer)
     atomic_torch_save, load_checkpoint, resume_stack_checkpoint, save_stack_checkpoint,
 )
-from .paths import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
+from .paths import atomic_write, atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
 from .train import RunResult, RunSpec, load_model, train_stack
 from .validate import check_int
 
@@ -250,13 +251,15 @@ def train_or_load(root, specs: list, *, device: str = "auto", progress: bool = F
     unique = list({s.key(): s for s in todo}.values())
     groups = group_specs(unique, order=kind.order)
     if workers == 1 or len(unique) < 2:
-        for group in groups:
-            for rec in train_group(root, group, device=device, progress=progress, max_stack=max_stack,
+        # One bar of runs done / total; per-step bars too in a terminal, not in a notebook.
+        step_bars = progress and not progress_mod.text_mode()
+        for group in progress_mod.progress_iter(groups, progress, "runs", len(unique), weight=len):
+            for rec in train_group(root, group, device=device, progress=step_bars, max_stack=max_stack,
                                    checkpoint_every=checkpoint_every, kind=kind):
                 records[rec["key"]] = rec
         return [records[s.key()] for s in specs]
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     deps = [d for s in unique for d in kind.dependencies(s)]
     if deps:  # before the pool, so no two workers train the same dependency
@@ -265,7 +268,9 @@ def train_or_load(root, specs: list, *, device: str = "auto", progress: bool = F
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
         futs = [ex.submit(_worker_job, str(root), job, device, worker_threads, checkpoint_every, max_stack, kind)
                 for job in jobs]
-        for f in futs:
+        runs = {f: len(job) for f, job in zip(futs, jobs)}
+        for f in progress_mod.progress_iter(as_completed(futs), progress, "runs", sum(runs.values()),
+                                            weight=runs.get):
             for rec in f.result():
                 records[rec["key"]] = rec
     return [records[s.key()] for s in specs]

@@ -30,7 +30,7 @@ import json
 import math
 from pathlib import Path
 
-from .paths import atomic_write_bytes, atomic_write_json
+from .paths import atomic_write_bytes, atomic_write_json, output_dir
 from .validate import check_choice, check_float
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -70,17 +70,17 @@ def write_claims(results_dir, notebook: str, rows: list[dict]) -> Path:
     for r in rows:
         check_choice("verdict", r["verdict"], VERDICTS)
     rows = unique_claims(rows)
-    path = Path(results_dir) / "claims" / f"{notebook}.json"
+    path = output_dir(results_dir) / "claims" / f"{notebook}.json"
     atomic_write_json(rows, path)
     return path
 
 
-def load_claims(results_dir) -> list[dict]:
-    """Every claim row under ``<results>/claims/``, ordered by paper then notebook.  A claim id in
-    two files raises ``ValueError`` naming both (one claim, one row)."""
+def load_claims(results_dir, label: str | None = None) -> list[dict]:
+    """Every claim row under ``<output_dir(results, label)>/claims/``, ordered by paper then
+    notebook.  A claim id in two files raises ``ValueError`` naming both (one claim, one row)."""
     rows = []
     where: dict[str, str] = {}
-    base = Path(results_dir) / "claims"
+    base = output_dir(results_dir, label) / "claims"
     if base.exists():
         for p in sorted(base.glob("*.json")):
             for r in json.loads(p.read_text()):
@@ -288,22 +288,81 @@ def render_markdown(rows: list[dict], *, title: str = "Reproduction scorecard") 
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(results_dir) -> Path:
-    """Collect every claim under ``results_dir`` and write ``SCORECARD.md`` beside them."""
-    rows = load_claims(results_dir)
-    path = Path(results_dir) / "SCORECARD.md"
+def write_scorecard(results_dir, label: str | None = None) -> Path:
+    """Collect every claim of the output folder (:func:`jointtask_lib.paths.output_dir`) and write
+    ``SCORECARD.md`` beside them."""
+    rows = load_claims(results_dir, label)
+    path = output_dir(results_dir, label) / "SCORECARD.md"
     atomic_write_bytes(render_markdown(rows).encode(), path)
     return path
 
 
+def report_folder(results, label: str = "") -> tuple[Path, str]:
+    """The output folder ``jointtask report`` reads, and what it holds (``"label quick, preset
+    quick"``).  ``results`` is a results root or an output folder; ``label`` picks
+    ``<results>/<label>``.  Without a label: ``results`` itself when it holds claims, else its one
+    labelled sub-folder holding claims; several raise ``ValueError`` listing them."""
+    from .paths import MANIFEST, check_label, results_dir
+
+    base = results_dir(results)
+    if label:
+        folder = base / check_label(label)
+        if not (folder / "claims").is_dir():
+            raise ValueError(f"'label' {label!r}: {folder} holds no claims/ (run `jointtask notebooks "
+                             f"--label {label}` first); folders with claims: "
+                             f"{', '.join(_labelled(base)) or 'none'}")
+    elif (base / "claims").is_dir():
+        folder = base
+    else:
+        found = _labelled(base)
+        if len(found) != 1:
+            what = ("no folder with claims" if not found
+                    else "several folders with claims: " + ", ".join(found))
+            raise ValueError(f"'results' {str(base)!r} holds {what}; pick one with --label "
+                             f"(e.g. --label quick) or --results <folder>")
+        folder = base / found[0]
+    manifest = folder / MANIFEST
+    preset = ""
+    if manifest.is_file():
+        try:
+            preset = json.loads(manifest.read_text(encoding="utf-8")).get("preset", "")
+        except (OSError, ValueError, AttributeError):
+            raise ValueError(f"{manifest}: not a readable run manifest (JSON with a 'preset')") from None
+    return folder, preset
+
+
+def _labelled(base: Path) -> list[str]:
+    return sorted(d.name for d in base.iterdir() if (d / "claims").is_dir()) if base.is_dir() else []
+
+
+def check_one_preset(rows: list[dict], folder, manifest_preset: str = "") -> str:
+    """The single preset the claim rows were measured at; ``ValueError`` when they mix presets (or
+    disagree with the folder's run manifest), naming which notebook holds which."""
+    by_preset: dict[str, list[str]] = {}
+    for r in rows:
+        by_preset.setdefault(str(r.get("preset")), []).append(r["notebook"])
+    if len(by_preset) > 1 or (manifest_preset and by_preset and manifest_preset not in by_preset):
+        parts = "; ".join(f"{p}: {', '.join(sorted(set(nbs)))}" for p, nbs in sorted(by_preset.items()))
+        extra = f" (its RUN.json says preset {manifest_preset!r})" if manifest_preset else ""
+        raise ValueError(f"{folder}: refusing to mix presets in one scorecard{extra}; claims by preset: "
+                         f"{parts}. Re-run the odd notebooks with one preset, or delete their claims/ files")
+    return next(iter(by_preset), manifest_preset)
+
+
 def register_cli(sub) -> None:
-    p = sub.add_parser("report", help="collect the claims of every notebook into SCORECARD.md")
-    p.add_argument("--results", default="results")
+    p = sub.add_parser("report", help="collect the claims of one results folder into SCORECARD.md")
+    p.add_argument("--results", default="",
+                   help="a results root or one output folder (default: $JOINTTASK_RESULTS, else results/)")
+    p.add_argument("--label", default="",
+                   help="read <results>/<label> (e.g. quick); needed when several folders hold claims")
 
     def run(a) -> int:
-        path = write_scorecard(a.results)
-        rows = load_claims(a.results)
-        print(f"{path}: {len(rows)} claims")
+        folder, manifest_preset = report_folder(a.results, a.label)
+        rows = load_claims(folder, label="")
+        preset = check_one_preset(rows, folder, manifest_preset)
+        path = write_scorecard(folder, label="")
+        print(f"read {folder} (preset {preset or 'unknown'}): {len(rows)} claims from "
+              f"{len({r['notebook'] for r in rows})} notebooks; wrote {path}")
         return 0
 
     p.set_defaults(func=run)

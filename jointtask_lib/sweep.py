@@ -63,6 +63,7 @@ from pathlib import Path
 
 import yaml
 
+from . import progress as _progress_mod
 from .runs import group_specs, load_record, run_dir, train_group
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
@@ -364,8 +365,10 @@ def run_specs(
             import torch
 
             torch.set_num_threads(threads)
-            for g in _progress(groups, progress, "stacks"):
-                train_group(root, g, device=device, progress=progress, max_stack=max_stack)
+            # One bar of runs done / total; per-step bars too in a terminal, not in a notebook.
+            step_bars = progress and not _progress_mod.text_mode()
+            for g in _progress(groups, progress, "runs", sum(map(len, groups)), weight=len):
+                train_group(root, g, device=device, progress=step_bars, max_stack=max_stack)
     records = [load_record(root, s) for s in specs]
     missing = [s for s, r in zip(specs, records) if r is None]
     if missing:
@@ -410,12 +413,10 @@ def run_named(named: dict, root, **kw) -> dict[str, list[dict]]:
     return out
 
 
-def _progress(it, on: bool, desc: str, total: int | None = None):
-    if not on:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, total=total)
+# Progress (runs done / total, ETA): jointtask_lib.progress; the names below are kept for callers.
+ENV_PROGRESS = _progress_mod.ENV_PROGRESS
+progress_bar = _progress_mod.progress_bar
+_progress = _progress_mod.progress_iter
 
 
 def _die_with_parent(parent: int) -> None:
@@ -469,7 +470,8 @@ def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
         futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
-        for f in _progress(as_completed(futs), progress, "stacks", len(futs)):
+        runs = {f: len(jobs[i]) for f, i in zip(futs, order)}
+        for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()), weight=runs.get):
             f.result()
 
 
@@ -488,7 +490,9 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         jobs = [jobs[i] for i in schedule_order(jobs)]  # submitted longest first
         futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
                           [force] * n, pure=False)
-        return [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]
+        runs = {f: len(job) for f, job in zip(futs, jobs)}
+        return [f.result() for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()),
+                                               weight=runs.get)]
     finally:
         client.close()
         if cluster is not None:

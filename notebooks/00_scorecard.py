@@ -1,25 +1,11 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 00 · The reproduction scorecard
 #
 # Every other notebook tests claims of the two papers and writes its verdicts to
-# `results/claims/<notebook>.json`. This notebook collects them into one table — the paper's
+# `results/<label>/claims/<notebook>.json` (`<label>`: the preset, e.g. `results/quick/`, or
+# `lab` in JupyterLab). This notebook collects that folder's claims into one table — the paper's
 # value, ours (with its confidence interval and the preset it was measured at) and a verdict —
-# and writes it as `results/SCORECARD.md`. `make reproduce` runs it last.
+# and writes it as `results/<label>/SCORECARD.md`. `make reproduce` runs it last.
 #
 # **What you will learn**: how to read a reproduction honestly. *Reproduced* means our
 # measurement supports the claim beyond its uncertainty; *not reproduced* means it contradicts
@@ -91,8 +77,8 @@ display(Markdown(md))
 #
 # 1. Run `make reproduce PRESET=paper` on a GPU and compare the two scorecards: which verdicts
 #    change from *inconclusive* to *reproduced* or *not reproduced* with more widths and seeds?
-# 2. Open one notebook's claims file (`results/claims/03_joint_training.json`) and trace a row back
-#    to its runs in `results/runs/`: every number here comes from a run you can name.
+# 2. Open one notebook's claims file (`results/quick/claims/03_joint_training.json`) and trace a row
+#    back to its runs in `results/runs/`: every number here comes from a run you can name.
 # 3. Try the rule on made-up factors: build one with `jointtask_lib.transition.reduction_factor`
 #    from two synthetic accuracy curves (see `tests/test_scorecard.py`) and see how
 #    `scorecard.verdict_benefit` and `scorecard.magnitude_check` judge it as you move the joint

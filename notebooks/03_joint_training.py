@@ -1,18 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 03 · Joint training: do easy tasks make a hard one learnable by a smaller model?
 #
@@ -55,7 +40,7 @@ workers = 1
 device = "auto"
 results_dir = ""
 save_figures = True
-progress = False
+progress = True
 interactive = False
 
 # %% [markdown]
