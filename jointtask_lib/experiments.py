@@ -143,6 +143,30 @@ def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, jo
     return reduction_factor(a, b, n_boot=n_boot, **kw)
 
 
+def pooled_reduction_of(records, *, single, joint, op, size=None, joint_records=None,
+                        threshold: float = 0.8, **kw):
+    """The pooled reduction factor transition(single) / transition(joint) for ``op``, with its
+    profile-likelihood CI and tests (:func:`jointtask_lib.stats.pooled_reduction`): every run of
+    both mixes is one outcome, learned when its accuracy on ``op`` reaches ``threshold`` (an
+    absolute bar, the same for both conditions).  The verdicts use this; :func:`reduction_of`
+    (the seed bootstrap of two fitted curves) stays as the descriptive curve fit.  ``None`` when
+    either condition has no runs.  ``joint_records`` as in :func:`reduction_of`; other keywords go
+    to :func:`~jointtask_lib.stats.pooled_reduction` (``lapse``, ``seed_effect``, ``ci``, ...)."""
+    from .stats import pooled_reduction
+
+    a = accuracy_points(records, ops=single, op=op, size=size)
+    b = accuracy_points(records if joint_records is None else joint_records, ops=joint, op=op, size=size)
+    if a[0].size == 0 or b[0].size == 0:
+        return None
+    return pooled_reduction(a, b, threshold=threshold, **kw)
+
+
+def comparison_family(c) -> str:
+    """The scorecard family (Holm's correction runs within it) of a :class:`Comparison`:
+    ``"pairings"`` where paper A expects a benefit, ``"controls"`` where it expects none."""
+    return "pairings" if c.expect == "benefit" else "controls"
+
+
 def mean_curve(records, *, ops, op, size=None, x: str = "n_params") -> list[tuple[float, float, float, int]]:
     """(size, mean accuracy, sd across seeds, n seeds) per size, for tables."""
     xs, ys, _ = accuracy_points(records, ops=ops, op=op, size=size, x=x)

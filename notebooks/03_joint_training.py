@@ -146,9 +146,38 @@ plots.show_figure(fig, "03_reduction_factors", results, save=save_figures)
 print(tables.reduction_table(reductions, {c.label: c.paper_value for c in comparisons}))
 
 # %% [markdown]
+# ## The pooled test behind the verdicts
+#
+# The factors above fit one curve per condition and resample seeds: a good picture, a weak test
+# (with 3 seeds there are only 10 distinct resamples). The verdicts use the **pooled transition
+# model** instead (`experiments.pooled_reduction_of`, explained in the README's *Statistics*
+# section): every run is one outcome, *learned* when its accuracy reaches the absolute bar
+# `level` (the same bar for both conditions); one logistic curve in log(parameters) is fitted
+# to all runs of both conditions at once, with a shift for the joint condition (the factor), a
+# lapse rate (a run can fail at any size) and a random shift per seed curve. It gives the factor,
+# a profile-likelihood 95% CI and a one-sided likelihood-ratio p-value; beside them, two
+# model-free checks: an exact test stratified by width, and a permutation test over whole seed
+# curves.
+
+# %%
+pooled = {}
+for c in comparisons:
+    pooled[c.label] = experiments.pooled_reduction_of(records[c.sweep], single=c.single, joint=c.joint, op=c.op,
+                                                      size=c.size, threshold=level)
+print(tables.format_table(
+    ["comparison", "pooled factor [95% CI], one-sided p", "exact (width-stratified) p", "curve permutation p",
+     "curve fit (bootstrap)"],
+    [[c.label, "n/a" if pooled[c.label] is None else pooled[c.label].describe(),
+      "n/a" if pooled[c.label] is None else f"{pooled[c.label].exact.p:.3g}",
+      "n/a" if pooled[c.label] is None else f"{pooled[c.label].perm.p:.3g} (min {pooled[c.label].perm.min_p:.2g})",
+      "n/a" if reductions[c.label] is None else reductions[c.label].describe()] for c in comparisons]))
+
+# %% [markdown]
 # ## Scorecard rows
 #
-# Each comparison becomes one row, judged by one rule (`scorecard.classify_factor`): with
+# Each comparison becomes one row, judged on the pooled factor by one rule
+# (`scorecard.classify_factor`; the scorecard then applies Holm's correction within the pairings
+# and within the controls, see notebook 00): with
 # `[lo, hi]` the CI of the factor (or the range a bound leaves open), it is a **benefit** when
 # `lo > 1`, **no benefit** when not that and `hi < 1.5` (a benefit of 1.5x or more is ruled out),
 # and **undecided** otherwise. A *benefit* claim is reproduced on a benefit and not reproduced on
@@ -160,14 +189,17 @@ print(tables.reduction_table(reductions, {c.label: c.paper_value for c in compar
 # %%
 rows = []
 for c in comparisons:
-    r = reductions[c.label]
+    r = pooled[c.label]
     verdict = scorecard.verdict_benefit(r) if c.expect == "benefit" else scorecard.verdict_no_benefit(r)
     _, magnitude = scorecard.magnitude_check(r, c.paper_factor)
+    fit = reductions[c.label]
     rows.append(scorecard.claim(
         id=c.id, paper="A",
         claim=f"{c.label}: {'lowers' if c.expect == 'benefit' else 'does not lower'} the {c.op} transition",
-        paper_value=c.paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-        verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training"))
+        paper_value=c.paper_value, ours=(r.describe() if r is not None else "no runs")
+        + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
+        verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training",
+        **scorecard.factor_stats(r, expect=c.expect, family=experiments.comparison_family(c))))
 scorecard.write_claims(results, "03_joint_training", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]\n{'':>17}{r['magnitude']}")

@@ -119,3 +119,98 @@ def plan_power(
                        coverage=rates["coverage"], mc_se=se, factor=float(factor), seeds=int(seeds),
                        n_params=tuple(int(v) for v in sizes), reps=int(reps), alpha=float(alpha), ci=float(ci),
                        curve=asdict(curve))
+
+
+# ------------------------------------------------------------------------------------------------
+# Widths -> parameters, and the ``jointtask power`` command
+# ------------------------------------------------------------------------------------------------
+
+
+def params_of_widths(widths, *, sweep: str = "", preset: str = "quick", mix: tuple[str, ...] = ("ADD",)) -> tuple[int, ...]:
+    """Exact parameter counts of the models of sweep ``sweep`` (default: the joint-training sweep,
+    ``params/sweeps/joint_training.yaml``) at ``preset`` with width (``n_embed``) ``widths``, for
+    the mix ``mix`` (the joint mixes of a family share its vocabulary, so their counts are equal)."""
+    from dataclasses import replace
+
+    from ..paths import repo_root
+    from ..sweep import load_sweep
+
+    path = sweep or str(repo_root() / "params" / "sweeps" / "joint_training.yaml")
+    sw = load_sweep(path, preset)
+    base = next((s for s in sw.specs if tuple(s.task.ops) == tuple(mix)), sw.specs[0])
+    return tuple(replace(base, arch=replace(base.arch, n_embed=int(w))).n_params() for w in widths)
+
+
+def _positive_ints(field: str, text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"'{field}' must be comma-separated positive integers, e.g. 8,10,12; got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise ValueError(f"'{field}' must be comma-separated positive integers, e.g. 8,10,12; got {text!r}")
+    return vals
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser(
+        "power", help="power, false-positive rate and CI coverage of a design (seeds x widths), by simulation",
+        description="Simulate experiments from a transition curve (default: ADD alone at the quick preset, "
+                    "fitted to the measured headline runs) and analyse each with the pooled transition model, "
+                    "as the scorecard does. Prints power (true factor --factor), false-positive rate (true "
+                    "factor 1) and the coverage of the 95%% CI.")
+    p.add_argument("--factor", type=float, default=2.0, help="true reduction factor to detect (>= 1; default 2)")
+    p.add_argument("--seeds", type=int, required=True, help="seeds per condition (>= 2)")
+    p.add_argument("--widths", default="", help="comma-separated widths (n_embed), e.g. 8,10,12,16")
+    p.add_argument("--params", default="", help="comma-separated parameter counts instead of --widths")
+    p.add_argument("--sweep", default="", help="sweep file whose model turns widths into parameter counts "
+                                                "(default params/sweeps/joint_training.yaml)")
+    p.add_argument("--preset", default="quick", help="preset of --sweep (default quick)")
+    p.add_argument("--transition", type=float, default=HEADLINE_CURVE.transition,
+                   help=f"single-task transition in parameters (default {HEADLINE_CURVE.transition:g}, fitted)")
+    p.add_argument("--slope", type=float, default=HEADLINE_CURVE.slope,
+                   help=f"logistic slope per unit log(parameters) (default {HEADLINE_CURVE.slope:g}, fitted)")
+    p.add_argument("--lapse", type=float, default=HEADLINE_CURVE.lapse,
+                   help=f"chance a run fails at any size (default {HEADLINE_CURVE.lapse:g}, fitted)")
+    p.add_argument("--seed-sd", type=float, default=HEADLINE_CURVE.tau,
+                   help=f"sd of a seed curve's shift in log(parameters) (default {HEADLINE_CURVE.tau:g}, fitted)")
+    p.add_argument("--reps", type=int, default=200, help="simulated experiments per rate (default 200)")
+    p.add_argument("--alpha", type=float, default=0.025, help="one-sided level (default 0.025)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(a) -> int:
+        import json
+
+        from ..validate import check_choice
+
+        check_float("factor", a.factor, lo=1.0, hi=50.0)
+        check_int("seeds", a.seeds, lo=2, hi=1000)
+        check_int("reps", a.reps, lo=10, hi=100_000)
+        check_float("alpha", a.alpha, lo=0.0, hi=0.5, lo_open=True)
+        check_float("lapse", a.lapse, lo=0.0, hi=LAPSE_MAX)
+        check_float("seed_sd", a.seed_sd, lo=0.0, hi=TAU_MAX)
+        check_choice("preset", a.preset, ("smoke", "quick", "paper"))
+        if bool(a.widths) == bool(a.params):
+            raise ValueError("give exactly one of 'widths' (e.g. --widths 8,10,12) or 'params' (parameter counts)")
+        curve = TransitionCurve(transition=a.transition, slope=a.slope, lapse=a.lapse, tau=a.seed_sd)
+        if a.widths:
+            widths = _positive_ints("widths", a.widths)
+            if len(set(widths)) < 2:
+                raise ValueError(f"'widths' must list at least 2 distinct widths; got {a.widths!r}")
+            n_params = params_of_widths(widths, sweep=a.sweep, preset=a.preset)
+        else:
+            widths = None
+            n_params = _positive_ints("params", a.params)
+        res = plan_power(factor=a.factor, seeds=a.seeds, n_params=n_params, curve=curve, reps=a.reps,
+                         alpha=a.alpha, rng=a.seed)
+        if a.json:
+            print(json.dumps(res.to_dict() | {"widths": list(widths) if widths else None}))
+        else:
+            print(res.describe())
+            print(f"sizes: {', '.join(f'{n:,}' for n in n_params)} parameters"
+                  + (f" (widths {', '.join(map(str, widths))})" if widths else ""))
+            print(f"curve: transition {curve.transition:.3g} parameters, slope {curve.slope:.3g}, lapse "
+                  f"{curve.lapse:.3g}, seed sd {curve.tau:.3g}")
+        return 0
+
+    p.set_defaults(func=run)
