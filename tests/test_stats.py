@@ -297,3 +297,48 @@ def test_plan_power_is_reproducible_and_validates():
         args = dict(factor=2.0, seeds=3, n_params=QUICK_N_PARAMS, reps=10) | kw
         with pytest.raises(ValueError, match=field):
             plan_power(**args)
+
+
+# ------------------------------------------------------------------------------------------------
+# The planner's command line and the widths -> parameters mapping
+# ------------------------------------------------------------------------------------------------
+
+
+def test_params_of_widths_are_the_sweep_models_counts():
+    from jointtask_lib.stats.power import params_of_widths
+    from jointtask_lib.sweep import load_sweep
+
+    sw = load_sweep(ROOT / "params" / "sweeps" / "joint_training.yaml", "quick")
+    counts = {s.arch.n_embed: s.n_params() for s in sw.specs if tuple(s.task.ops) == ("ADD", "MAX", "MED")}
+    assert params_of_widths(WIDTHS) == tuple(counts[w] for w in WIDTHS) == QUICK_N_PARAMS
+
+
+def test_cli_power_json(capsys):
+    from jointtask_lib.cli import main
+
+    assert main(["power", "--factor", "2", "--seeds", "3", "--widths", "8,12,16,24,32", "--reps", "10",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"power", "false_positive_rate", "coverage"} <= set(out)
+    assert out["n_params"] == list(QUICK_N_PARAMS) and out["widths"] == list(WIDTHS) and out["reps"] == 10
+    ref = plan_power(factor=2.0, seeds=3, n_params=QUICK_N_PARAMS, reps=10, rng=0)
+    assert out["power"] == ref.power and out["coverage"] == ref.coverage
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--seeds", "1", "--widths", "8,12"], "'seeds'"),
+    (["--seeds", "3", "--widths", "8,x"], "'widths'"),
+    (["--seeds", "3", "--widths", "8"], "'widths'"),
+    (["--seeds", "3", "--widths", "8,12", "--factor", "0.5"], "'factor'"),
+    (["--seeds", "3", "--widths", "8,12", "--lapse", "0.9"], "'lapse'"),
+    (["--seeds", "3", "--widths", "8,12", "--reps", "3"], "'reps'"),
+    (["--seeds", "3", "--widths", "8,12", "--slope", "-1"], "'slope'"),
+    (["--seeds", "3"], "'widths'"),
+    (["--seeds", "3", "--widths", "8,12", "--params", "100,200"], "'widths'"),
+])
+def test_cli_power_rejects_bad_input_in_one_line(capsys, args, field):
+    from jointtask_lib.cli import main
+
+    assert main(["power", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("jointtask power: error:") and field in err
