@@ -57,6 +57,8 @@ results_dir = ""
 save_figures = True
 progress = False
 interactive = False
+power_seeds = [3, 5, 10, 20]
+power_reps = 100
 
 # %% [markdown]
 # ## Checking the parameters and loading the sweeps
@@ -203,6 +205,38 @@ for c in comparisons:
 scorecard.write_claims(results, "03_joint_training", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]\n{'':>17}{r['magnitude']}")
+
+# %% [markdown]
+# ## How many seeds do I need? (the power planner)
+#
+# A verdict needs a design that could have detected the effect. The planner
+# (`jointtask_lib.stats.power`, also `jointtask power` on the command line) draws many
+# experiments from a transition curve -- here the ADD-alone curve fitted by the pooled model to
+# this run's headline comparison (ADD alone vs ADD+MAX+MED; the curve fitted to the measured
+# quick runs when this run's fit is unusable, as at the smoke preset) -- with a true 2x factor and
+# with none, analyses each exactly as the scorecard does, and counts how often the one-sided
+# test at alpha = 0.025 calls the factor (**power**) and how often it calls a factor that is not
+# there (**false-positive rate**, which should stay near or below 0.025). Each point is a
+# Monte-Carlo estimate from `power_reps` experiments (bars: 95%).
+
+# %%
+import math
+
+from jointtask_lib.stats import power as stats_power
+
+head = pooled.get(f"{experiments.fmt_mix(experiments.joint_mix((target,)))} vs {target}, mod {joint.sizes[0]}")
+usable = head is not None and math.isfinite(head.factor) and head.tau < stats_power.TAU_MAX
+curve = (stats_power.TransitionCurve(transition=head.transition_single, slope=head.slope, lapse=min(head.lapse, 0.4),
+                                     tau=head.tau) if usable else stats_power.HEADLINE_CURVE)
+n_params = stats_power.params_of_widths(joint.widths, sweep=str(sweep_dir / f"{joint_sweep}.yaml"), preset=sweep_preset)
+curve_results = stats_power.power_curve(factor=2.0, seeds=power_seeds, n_params=n_params, curve=curve, reps=power_reps)
+print(f"curve ({'fitted to this run' if usable else 'fitted to the measured quick runs'}): transition "
+      f"{curve.transition:.3g} parameters, slope {curve.slope:.3g}, lapse {curve.lapse:.3g}, seed sd {curve.tau:.3g}; "
+      f"widths {list(joint.widths)}")
+for res in curve_results:
+    print(res.describe())
+fig = stats_power.plot_power_curve(curve_results, title=f"Power to call a true 2x factor ({joint.preset} widths)")
+plots.show_figure(fig, "03_power_curve", results, save=save_figures)
 
 # %% [markdown]
 # ## Explore (interactive)
