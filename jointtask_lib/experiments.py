@@ -226,6 +226,51 @@ def hardest_verdict(transitions: dict, op: str) -> tuple[str, str]:
     return "reproduced", f"{op}'s transition lies above every other operation's CI"
 
 
+def hardest_test(points: dict, op: str, *, threshold: float = 0.8, alpha: float = 0.025) -> dict:
+    """Is ``op`` the hardest?  A pre-registered test on the pooled transition model
+    (:func:`jointtask_lib.stats.pooled_reduction`): for every other operation ``o`` the factor
+    transition(op) / transition(o) from all runs of both (``points[o]`` = ``(sizes, accs, seeds)``
+    of ``o`` trained alone, :func:`accuracy_points`), one-sided p for factor > 1.  ``op`` is the
+    hardest when it is harder than *every* other one, so the claim's p is the largest of those
+    p-values (an intersection-union test: no multiplicity penalty); the p against the claim is
+    the Bonferroni-corrected smallest p for factor < 1 (some operation is harder).  Returns
+    ``{"verdict", "detail", "p", "p_against", "n_runs", "factors"}``; operations without runs are
+    skipped, and with none left the verdict is inconclusive."""
+    from .stats import pooled_reduction
+
+    if op not in points:
+        return {"verdict": "inconclusive", "detail": f"no runs of {op}", "p": None, "p_against": None,
+                "n_runs": None, "factors": {}}
+    factors, ps, p_less = {}, {}, {}
+    n_runs = len(points[op][0])
+    for o, pts in points.items():
+        if o == op or len(pts[0]) == 0:
+            continue
+        red = pooled_reduction(points[op], pts, threshold=threshold)
+        factors[o] = red
+        ps[o] = red.p
+        p_less[o] = 1.0 - red.p if math.isfinite(red.factor) else 1.0
+        n_runs += len(pts[0])
+    if not factors:
+        return {"verdict": "inconclusive", "detail": "no other operation to compare with", "p": None,
+                "p_against": None, "n_runs": n_runs, "factors": {}}
+    p = max(ps.values())
+    p_against = min(1.0, len(p_less) * min(p_less.values()))
+    worst = max(ps, key=ps.get)
+    if p <= alpha:
+        verdict = "reproduced"
+        detail = f"harder than every other operation (largest one-sided p {p:.2g}, vs {worst})"
+    elif p_against <= alpha:
+        verdict = "not reproduced"
+        harder = min(p_less, key=p_less.get)
+        detail = f"{harder} is harder than {op} (Bonferroni p {p_against:.2g})"
+    else:
+        verdict = "inconclusive"
+        detail = f"not shown harder than {worst} (one-sided p {ps[worst]:.2g})"
+    return {"verdict": verdict, "detail": detail, "p": p, "p_against": p_against, "n_runs": n_runs,
+            "factors": factors}
+
+
 def joint_mix(target=("ADD",), pretrain=("MAX", "MED")) -> tuple[str, ...]:
     """The mix of the joint condition: the target first, then the pretraining ops — the same mix
     (and so the same cached runs) as the joint-training sweep's ``ADD+MAX+MED``."""

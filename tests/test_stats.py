@@ -342,3 +342,27 @@ def test_cli_power_rejects_bad_input_in_one_line(capsys, args, field):
     assert main(["power", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("jointtask power: error:") and field in err
+
+
+def test_hardest_test_is_an_intersection_union_test():
+    from jointtask_lib.experiments import hardest_test
+
+    s = np.repeat([1e3, 2e3, 4e3, 8e3, 16e3], 5)
+    seeds = np.tile(np.arange(5), 5)
+
+    def cond(at):
+        return (s, (s >= at).astype(float) * np.where((s == 16e3) & (seeds == 0), 0.0, 1.0), seeds)
+
+    pts = {"ADD": cond(8e3), "MAX": cond(2e3), "MIN": cond(1e3)}
+    res = hardest_test(pts, "ADD")
+    p_max = pooled_reduction(pts["ADD"], pts["MAX"]).p
+    p_min = pooled_reduction(pts["ADD"], pts["MIN"]).p
+    assert res["p"] == pytest.approx(max(p_max, p_min))
+    assert res["verdict"] == ("reproduced" if res["p"] <= 0.025 else "inconclusive")
+    assert res["n_runs"] == 75
+    # ADD is not the hardest when another op learns later
+    pts["NADD"] = cond(16e3)
+    flipped = hardest_test(pts, "ADD")
+    assert flipped["p"] >= pooled_reduction(pts["ADD"], pts["NADD"]).p > 0.5
+    assert flipped["verdict"] != "reproduced"
+    assert hardest_test({"MAX": pts["MAX"]}, "ADD")["verdict"] == "inconclusive"
