@@ -202,14 +202,33 @@ def verdict_no_benefit(red, *, tol: float = NO_BENEFIT_BELOW) -> str:
                                                                          "inconclusive")
 
 
-def factor_stats(red, *, expect: str = "benefit", family: str = "") -> dict:
+def design_power(red, *, factor: float = 2.0, reps: int = 100, rng=0) -> float | None:
+    """Power of the design behind a pooled factor ``red`` (its seeds per condition and sizes) to
+    call a true ``factor`` (default 2x, paper A's smallest claimed benefit) at one-sided
+    :data:`ALPHA`, simulated from the single-task curve fitted to these runs
+    (:func:`jointtask_lib.stats.power.plan_power`).  ``None`` when there is no fitted curve."""
+    from .stats.pooled import LAPSE_MAX, TAU_MAX, TransitionCurve
+    from .stats.power import plan_power
+
+    if red is None or not hasattr(red, "lo_open") or not math.isfinite(red.factor):
+        return None
+    curve = TransitionCurve(transition=red.transition_single, slope=red.slope, lapse=min(red.lapse, LAPSE_MAX),
+                            tau=min(red.tau, TAU_MAX))
+    seeds = max(2, min(red.seeds))
+    return plan_power(factor=factor, seeds=seeds, n_params=red.sizes, curve=curve, reps=reps, alpha=ALPHA,
+                      rng=rng).power
+
+
+def factor_stats(red, *, expect: str = "benefit", family: str = "", verdict: str = "", power_reps: int = 100) -> dict:
     """The statistics columns of a reduction-factor row, for ``claim(**factor_stats(red, ...))``.
 
     For a pooled factor (:class:`jointtask_lib.stats.PooledReduction`): the test is the pooled
     likelihood-ratio test; for a "benefit" claim ``p`` is its one-sided p for factor > 1 and
     ``p_against`` the equivalence p (the data rule out a benefit of 1.5x or more); for a "no
     benefit" claim (``expect="none"``) the other way round.  An older bootstrap
-    :class:`~jointtask_lib.transition.Reduction` has no p-value: its row is a CI rule."""
+    :class:`~jointtask_lib.transition.Reduction` has no p-value: its row is a CI rule.  With
+    ``verdict="not reproduced"`` the design's power at 2x (:func:`design_power`, ``power_reps``
+    simulated experiments) is stated too."""
     check_choice("expect", expect, ("benefit", "none"))
     if family:
         check_choice("family", family, FAMILIES)
@@ -221,8 +240,13 @@ def factor_stats(red, *, expect: str = "benefit", family: str = "") -> dict:
             return out | {"test": "pooled logistic LRT (no estimate)", "n_runs": red.n_runs}
         df = "normal" if math.isinf(red.df) else f"t, {red.df:g} df"
         p, q = (red.p, red.p_equiv) if expect == "benefit" else (red.p_equiv, red.p)
-        return out | {"test": f"pooled logistic LRT ({df})", "p": p, "p_against": q, "min_p": red.min_p,
-                      "ci": red.ci_text(), "n_runs": red.n_runs}
+        out |= {"test": f"pooled logistic LRT ({df})", "p": p, "p_against": q, "min_p": red.min_p,
+                "ci": red.ci_text(), "n_runs": red.n_runs}
+        if verdict == "not reproduced":
+            pw = design_power(red, reps=power_reps)
+            if pw is not None:
+                out["power"] = pw
+        return out
     return out | {"test": "seed bootstrap CI (no test)", "ci": red.describe()}
 
 
@@ -418,6 +442,9 @@ def _table(sel: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sel:
         p = "—" if r.get("p") is None else f"{_fmt_p(r['p'])} ({_fmt_p(r.get('p_holm', r['p']))})"
+        if r["verdict"] == "not reproduced" and r.get("p_against") is not None:
+            p = (f"against: {_fmt_p(r['p_against'])} ({_fmt_p(r.get('p_against_holm', r['p_against']))})"
+                 + ("" if r.get("p") is None else f"; for: {_fmt_p(r['p'])}"))
         cells = [r["claim"], r["paper_value"], r["ours"], r.get("test") or "CI rule (no test)", p,
                  r.get("ci") or "—", "—" if r.get("n_runs") is None else r["n_runs"], _MARK[r["verdict"]],
                  r.get("magnitude") or "—", r["preset"], r["notebook"]]

@@ -201,7 +201,7 @@ for c in comparisons:
         paper_value=c.paper_value, ours=(r.describe() if r is not None else "no runs")
         + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
         verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training",
-        **scorecard.factor_stats(r, expect=c.expect, family=experiments.comparison_family(c))))
+        **scorecard.factor_stats(r, expect=c.expect, family=experiments.comparison_family(c), verdict=verdict)))
 scorecard.write_claims(results, "03_joint_training", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]\n{'':>17}{r['magnitude']}")

@@ -240,7 +240,8 @@ for n in moduli:
         paper_value=paper_value, ours=(red.describe() if red is not None else "no runs")
         + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
         verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, paper_factor)[1],
-        preset=sw.preset, notebook="04_transfer", **scorecard.factor_stats(red, family="transfer")))
+        preset=sw.preset, notebook="04_transfer",
+        **scorecard.factor_stats(red, family="transfer", verdict=scorecard.verdict_benefit(red))))
     fit = reductions[n]["continual vs joint"]
     red = experiments.pooled_reduction_of(records["joint"], single=joint_mix, joint=(target,), op=target, size=n,
                                           joint_records=records["transfer"], threshold=level)

@@ -295,3 +295,22 @@ def test_factor_stats_from_a_pooled_factor():
     # the same rule judges it: CI above 1 <=> benefit
     assert (classify_factor(red) == "benefit") == (red.lo > 1 and not red.lo_open)
     assert factor_interval(red) == ((0.0 if red.lo_open else red.lo), (math.inf if red.hi_open else red.hi))
+
+
+def test_not_reproduced_factor_row_states_its_power():
+    from jointtask_lib.stats import pooled_reduction
+
+    s = np.repeat([1e3, 2e3, 4e3, 8e3, 16e3], 5)
+    seeds = np.tile(np.arange(5), 5)
+    # the joint condition learns *later*: a significant contrary result for a benefit claim
+    single = (s, (s >= 2e3).astype(float) * np.r_[np.ones(24), 0.0], seeds)
+    joint = (s, (s >= 8e3).astype(float), seeds)
+    red = pooled_reduction(single, joint)
+    v = verdict_benefit(red)
+    st = factor_stats(red, expect="benefit", family="pairings", verdict=v, power_reps=10)
+    assert v == "not reproduced" and 0.0 <= st["power"] <= 1.0
+    row = claim(id="A-joint-z", paper="A", claim="c", paper_value="v", ours="o", verdict=v, preset="quick",
+                notebook="03_joint_training", **st)
+    out = apply_rules([row])[0]
+    assert out["verdict"] == "not reproduced"  # the equivalence test is significant
+    assert "against:" in render_markdown([row]) and "power at the paper's effect" in render_markdown([row])

@@ -235,8 +235,8 @@ def test_bad_data_is_rejected():
 # ------------------------------------------------------------------------------------------------
 
 # The curve fitted to the measured runs: a steep transition, a clear seed effect (each (condition,
-# seed) curve shifted by N(0, 0.38) in log parameters: a factor 1.46 up or down at one sd) and
-# random failures (lapse 0.056) -- the case where a normal reference rejects too often.
+# seed) curve shifted by N(0, 0.375) in log parameters: a factor 1.45 up or down at one sd) and
+# random failures (lapse 0.054) -- the case where a normal reference rejects too often.
 SIM_CURVE = HEADLINE_CURVE
 
 
