@@ -145,17 +145,26 @@ for n in moduli:
 # model. At each modulus we compare ADD's transition with every other operation's, counting an
 # operation as *easier* only when its CI lies wholly below ADD's (bounds count as the values they
 # bound).
+#
+# The verdict rests on a test written down before the run (`experiments.hardest_test`): for each
+# other operation, the pooled transition model (README, *Statistics*) fitted to all runs of ADD
+# and of that operation gives the factor transition(ADD) / transition(other) and a one-sided
+# p-value for "ADD is harder"; ADD is the hardest when it is harder than *every* other one, so
+# the claim's p-value is the largest of them. The CI comparison above is printed beside it.
 
 # %%
 from jointtask_lib import scorecard
 from jointtask_lib.sections import learning_transition as section
 
-claims = section.hardest_claims(transitions, moduli=moduli, preset=sw.preset)
+tests = section.hardest_tests(points, moduli=moduli, level=level)
+claims = section.hardest_claims(transitions, tests, moduli=moduli, preset=sw.preset)
 by_id = {c["id"]: c for c in claims}
 for n in moduli:
     print(f"mod {n}, from easiest to hardest:", " < ".join(experiments.hardness_order(transitions[n])))
     if f"A-hardest-n{n}" in by_id:
         print(f"  ADD hardest: {by_id[f'A-hardest-n{n}']['verdict']} ({by_id[f'A-hardest-n{n}']['note']})")
+        for o, red in tests[n]["factors"].items():
+            print(f"    transition(ADD) / transition({o}): {red.describe()}")
 
 # %% [markdown]
 # ## How does the transition move with n?

@@ -210,7 +210,8 @@ for n in moduli:
 from jointtask_lib.sections import transfer as section
 
 rows = section.claims(moduli=moduli, reductions=reductions, chosen=chosen, at_width=at_width, labels=labels,
-                      pretrain=pretrain, target=target, joint_mix=joint_mix, width_given=bool(width), preset=sw.preset)
+                      pretrain=pretrain, target=target, joint_mix=joint_mix, width_given=bool(width), preset=sw.preset,
+                      records=records, mix_of=mix_of, level=level)
 scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['id']}: {r['ours']}")

@@ -96,7 +96,7 @@ for k in ks:
     plots.show_figure(fig, f"05_permutation_reductions_S{k}", results, save=save_figures)
     print(f"S_{k}")
     print(tables.reduction_table(reductions, expect))
-    rows += section.claims(reductions, expect, target=target, k=k, preset=sw.preset)
+    rows += section.claims(records, reductions, expect, target=target, k=k, preset=sw.preset, level=level)
 scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['magnitude']}]")

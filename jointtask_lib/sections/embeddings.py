@@ -46,5 +46,6 @@ def claims(comps: dict, values: dict, summ: dict, null: dict, *, joint, pretrain
                           f"{b[2]:.2f}]; random {null[n][key][0]:.2f} (95%: {null[n][key][1]:.2f}); permutation p = "
                           f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
                     verdict=verdict, preset=preset, notebook=NOTEBOOK,
+                    **SC.permutation_stats(test, family="embedding scores"),
                     note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
     return rows

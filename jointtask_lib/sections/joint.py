@@ -27,10 +27,22 @@ def reductions(records_by_sweep: dict, comparisons, *, level: float, n_boot: int
     return out
 
 
-def claim_row(c, r, *, preset: str, notebook: str = NOTEBOOK) -> dict:
-    """The row of comparison ``c`` with measured reduction ``r`` (``None``: too few sizes).  A
-    *benefit* claim: :func:`~jointtask_lib.scorecard.verdict_benefit`; a *no-benefit* control:
-    :func:`~jointtask_lib.scorecard.verdict_no_benefit`; an extension: "lowers", with no paper number."""
+def pooled(records_by_sweep: dict, comparisons, *, level: float) -> dict:
+    """``{comparison label: PooledReduction | None}``: the pooled transition model
+    (:func:`jointtask_lib.experiments.pooled_reduction_of`, README *Statistics*) on every run of
+    the two mixes, learned when the accuracy on the target reaches the absolute bar ``level``.
+    The verdicts rest on these; :func:`reductions` is the descriptive curve fit."""
+    return {c.label: experiments.pooled_reduction_of(records_by_sweep[c.sweep], single=c.single, joint=c.joint,
+                                                     op=c.op, size=c.size, threshold=level)
+            for c in comparisons}
+
+
+def claim_row(c, r, fit=None, *, preset: str, notebook: str = NOTEBOOK) -> dict:
+    """The row of comparison ``c`` with the pooled reduction ``r`` (``None``: no runs) and the
+    descriptive curve fit ``fit``.  A *benefit* claim:
+    :func:`~jointtask_lib.scorecard.verdict_benefit`; a *no-benefit* control:
+    :func:`~jointtask_lib.scorecard.verdict_no_benefit`; an extension: "lowers", with no paper
+    number, in the extensions family (scored apart)."""
     benefit = c.expect in ("benefit", "extension")
     verdict = scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r)
     _, magnitude = scorecard.magnitude_check(r, c.paper_factor)
@@ -39,10 +51,13 @@ def claim_row(c, r, *, preset: str, notebook: str = NOTEBOOK) -> dict:
         what = f"extension (paper A has no expectation): {what}"
     return scorecard.claim(
         id=c.id, paper="A", claim=what, paper_value=c.paper_value,
-        ours=r.describe() if r is not None else "no estimate (too few sizes)",
-        verdict=verdict, magnitude=magnitude, preset=preset, notebook=notebook)
+        ours=(r.describe() if r is not None else "no runs") + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
+        verdict=verdict, magnitude=magnitude, preset=preset, notebook=notebook,
+        **scorecard.factor_stats(r, expect="benefit" if benefit else "none",
+                                 family=experiments.comparison_family(c), verdict=verdict))
 
 
-def claims(comparisons, reductions: dict, *, preset: str) -> list[dict]:
-    """One row per comparison (``reductions`` keyed by the comparisons' labels)."""
-    return [claim_row(c, reductions[c.label], preset=preset) for c in comparisons]
+def claims(comparisons, pooled: dict, *, preset: str, fits: dict | None = None) -> list[dict]:
+    """One row per comparison (``pooled`` and the curve ``fits`` keyed by the comparisons' labels)."""
+    fits = fits or {}
+    return [claim_row(c, pooled[c.label], fits.get(c.label), preset=preset) for c in comparisons]

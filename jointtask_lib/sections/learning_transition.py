@@ -17,22 +17,35 @@ def transitions(records, *, ops, moduli, level: float, n_boot: int) -> dict:
             for n in moduli}
 
 
-def hardest_claims(transitions: dict, *, moduli, preset: str, target: str = "ADD") -> list[dict]:
+def hardest_tests(points: dict, *, moduli, target: str = "ADD", level: float = 0.8) -> dict:
+    """``{n: test}``: the pre-registered test "``target`` is the hardest" at each modulus where
+    ``target`` was trained (:func:`~jointtask_lib.experiments.hardest_test`: the pooled transition
+    model of ``target`` against every other operation, an intersection-union test).
+    ``points[n]``: ``{op: (sizes, accs, seeds)}`` (:func:`~jointtask_lib.experiments.accuracy_points`)."""
+    return {n: experiments.hardest_test(points[n], target, threshold=level) for n in moduli if target in points[n]}
+
+
+def hardest_claims(transitions: dict, tests: dict, *, moduli, preset: str, target: str = "ADD") -> list[dict]:
     """One row per modulus: "``target`` is the hardest single operation" (paper A, v1), judged by
-    :func:`~jointtask_lib.experiments.hardest_verdict` (an operation is easier only when its CI lies
-    wholly below ``target``'s).  Moduli where ``target`` was not trained give no row."""
+    the pooled test ``tests[n]`` (:func:`hardest_tests`); the CI comparison of the fitted curves
+    (:func:`~jointtask_lib.experiments.hardest_verdict`) is kept in the note as a description.
+    Moduli where ``target`` was not trained give no row."""
     rows = []
     for n in moduli:
-        if target not in transitions[n]:
+        if target not in transitions[n] or n not in tests:
             continue
         order = experiments.hardness_order(transitions[n])
-        verdict, detail = experiments.hardest_verdict(transitions[n], target)
+        ci_verdict, ci_detail = experiments.hardest_verdict(transitions[n], target)
+        test = tests[n]
         t = transitions[n][target]
         rows.append(scorecard.claim(
             id=f"A-hardest-n{n}", paper="A", claim=f"ADD (sum mod n) is the hardest single operation (mod {n})",
             paper_value="hardest of MAX/MIN/MED/SUM (v1)",
             ours=f"order: {' < '.join(order)}; ADD {t.describe() if t else 'n/a'}",
-            verdict=verdict, preset=preset, notebook=NOTEBOOK, note=detail))
+            verdict=test["verdict"], preset=preset, notebook=NOTEBOOK,
+            note=f"{test['detail']}; curve-fit CIs: {ci_verdict} ({ci_detail})",
+            test="pooled logistic LRT vs each other op (intersection-union)", p=test["p"], p_against=test["p_against"],
+            min_p=0.0 if test["p"] is not None else None, n_runs=test["n_runs"], family="transitions"))
     return rows
 
 
@@ -51,7 +64,7 @@ def scaling_claim(exponents: dict, *, moduli, preset: str, target: str = "ADD") 
         note="" if len(moduli) > 1 else "one modulus at this preset: run the paper preset")]
 
 
-def claims(transitions: dict, exponents: dict, *, moduli, preset: str, target: str = "ADD") -> list[dict]:
-    """Every row of the section."""
-    return (hardest_claims(transitions, moduli=moduli, preset=preset, target=target)
+def claims(transitions: dict, exponents: dict, tests: dict, *, moduli, preset: str, target: str = "ADD") -> list[dict]:
+    """Every row of the section (``tests``: :func:`hardest_tests`)."""
+    return (hardest_claims(transitions, tests, moduli=moduli, preset=preset, target=target)
             + scaling_claim(exponents, moduli=moduli, preset=preset, target=target))

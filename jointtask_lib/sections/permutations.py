@@ -32,16 +32,25 @@ def reductions(records, mixes, *, target: str, k: int, level: float, n_boot: int
     return red, expect
 
 
-def claims(reductions: dict, expect: dict, *, target: str, k: int, preset: str) -> list[dict]:
-    """One row per pairing in S_k."""
+def claims(records, reductions: dict, expect: dict, *, target: str, k: int, preset: str,
+           level: float = 0.8) -> list[dict]:
+    """One row per pairing in S_k.  The verdict rests on the pooled transition model
+    (:func:`jointtask_lib.experiments.pooled_reduction_of` on ``records``, absolute bar ``level``);
+    ``reductions`` (the curve fits of :func:`reductions`) are shown beside it."""
     rows = []
-    for label, r in reductions.items():
+    for label, fit in reductions.items():
         benefit = expect[label] == "benefit"
         paper_value, paper_factor = experiments.PAPER_A["perm_helper" if benefit else "perm_unrelated"]
+        r = experiments.pooled_reduction_of(records, single=(target,), joint=tuple(label.split("+")), op=target,
+                                            size=k, threshold=level)
+        verdict = scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r)
         rows.append(scorecard.claim(
             id=f"A-perm-{label}-S{k}", paper="A",
             claim=f"{label} vs {target} in S_{k}: {'lowers' if benefit else 'does not lower'} the product's transition",
-            paper_value=paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-            verdict=scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r),
-            magnitude=scorecard.magnitude_check(r, paper_factor)[1], preset=preset, notebook=NOTEBOOK))
+            paper_value=paper_value, ours=(r.describe() if r is not None else "no runs")
+            + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
+            verdict=verdict, magnitude=scorecard.magnitude_check(r, paper_factor)[1], preset=preset,
+            notebook=NOTEBOOK, **scorecard.factor_stats(r, expect="benefit" if benefit else "none",
+                                                        family="pairings" if benefit else "controls",
+                                                        verdict=verdict)))
     return rows

@@ -31,6 +31,7 @@ def claims(comps: dict, per_seed: dict, stats: dict, *, joint, target: str, alph
             a, b = stats[n][key]["joint"], stats[n][key]["single"]
             rows.append(scorecard.claim(
                 id=f"A-sublayer-{key}-mod{n}", paper="A", verdict=verdict, preset=preset, notebook=NOTEBOOK,
+                **SC.permutation_stats(test, family="sublayer usage"),
                 claim=f"the joint model ({experiments.fmt_mix(joint)}) leans on attention more than the {target}-only "
                       f"model ({what}, mod {n})",
                 paper_value="ADD-only relies on the FFN; joint uses attention more (v1, 'attention output/input ratio')",
