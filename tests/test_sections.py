@@ -74,13 +74,23 @@ def test_joint_claims_from_records():
     recs = records({("ADD",): 30, ("ADD", "MAX"): 7, ("ADD", "NADD"): 30, ("ADD", "MED"): 60, ("ADD", "RTAB"): 7})
     comps = experiments.joint_comparisons(sw)
     red = joint.reductions({"joint_training": recs}, comps, level=0.8, n_boot=N_BOOT)
-    rows = {r["id"]: r for r in joint.claims(comps, red, preset="test")}
+    pooled = joint.pooled({"joint_training": recs}, comps, level=0.8)
+    rows = {r["id"]: r for r in joint.claims(comps, pooled, fits=red, preset="test")}
     assert list(rows) == ["A-joint-ADD+MAX-n10", "A-joint-ADD+NADD-n10", "A-joint-ADD+MED-n10", "A-joint-ADD+RTAB-n10"]
     # transition at width 7 vs 30: params ~ width^2, so a factor near (30/7)^2 ~ 18
     assert 10 < red["ADD+MAX vs ADD, mod 10"].value < 30
+    assert pooled["ADD+MAX vs ADD, mod 10"].factor > 5  # the pooled model sees the same shift
+    assert rows["A-joint-ADD+MAX-n10"]["family"] == "pairings" and rows["A-joint-ADD+MAX-n10"]["p"] < 0.025
+    assert rows["A-joint-ADD+NADD-n10"]["family"] == "controls"
+    assert rows["A-joint-ADD+RTAB-n10"]["family"] == "extensions"
     assert rows["A-joint-ADD+MAX-n10"]["verdict"] == "reproduced"
     assert rows["A-joint-ADD+MAX-n10"]["paper_value"] == experiments.PAPER_A["joint"][0]
-    assert rows["A-joint-ADD+NADD-n10"]["verdict"] == "reproduced"  # the control: identical curve, no benefit
+    # the control: identical curves.  With 3 seeds of step-like curves on this coarse grid the
+    # transition is only known between two widths (1.8x apart in parameters), so the pooled CI
+    # cannot rule out a 1.5x benefit: "no benefit" is not shown, but nothing points the other way
+    nadd = pooled["ADD+NADD vs ADD, mod 10"]
+    assert nadd.lo < 1 < nadd.hi and nadd.p > 0.1
+    assert rows["A-joint-ADD+NADD-n10"]["verdict"] == "inconclusive"
     assert "does not lower" in rows["A-joint-ADD+NADD-n10"]["claim"]
     assert rows["A-joint-ADD+MED-n10"]["verdict"] == "not reproduced"  # MED made ADD harder here
     ext = rows["A-joint-ADD+RTAB-n10"]
@@ -92,7 +102,7 @@ def test_joint_claim_without_an_estimate_is_inconclusive():
     sw = sweep("joint_training", [("ADD",), ("ADD", "MAX")])
     comps = experiments.joint_comparisons(sw)
     rows = joint.claims(comps, {comps[0].label: None}, preset="test")
-    assert rows[0]["verdict"] == "inconclusive" and rows[0]["ours"].startswith("no estimate")
+    assert rows[0]["verdict"] == "inconclusive" and rows[0]["ours"].startswith("no runs")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,12 +115,17 @@ def test_learning_transition_claims_from_records():
             + records({("MED",): 8}, op="MED", chance=0.3))
     tr = learning_transition.transitions(recs, ops=["ADD", "MAX", "MED"], moduli=[10], level=0.8, n_boot=N_BOOT)
     assert tr[10]["MAX"].value < tr[10]["ADD"].value
-    rows = learning_transition.claims(tr, {}, moduli=[10], preset="test")
+    pts = {10: {op: experiments.accuracy_points(recs, ops=(op,), op=op, size=10) for op in ("ADD", "MAX", "MED")}}
+    tests = learning_transition.hardest_tests(pts, moduli=[10], level=0.8)
+    rows = learning_transition.claims(tr, {}, tests, moduli=[10], preset="test")
     assert [r["id"] for r in rows] == ["A-hardest-n10"]
     assert rows[0]["verdict"] == "reproduced" and rows[0]["ours"].startswith("order: MAX < MED < ADD")
     recs = records({("ADD",): 6}) + records({("MAX",): 40}, op="MAX", chance=0.3)
     tr = learning_transition.transitions(recs, ops=["ADD", "MAX"], moduli=[10], level=0.8, n_boot=N_BOOT)
-    assert learning_transition.hardest_claims(tr, moduli=[10], preset="test")[0]["verdict"] == "not reproduced"
+    pts = {10: {op: experiments.accuracy_points(recs, ops=(op,), op=op, size=10) for op in ("ADD", "MAX")}}
+    tests = learning_transition.hardest_tests(pts, moduli=[10], level=0.8)
+    row = learning_transition.hardest_claims(tr, tests, moduli=[10], preset="test")[0]
+    assert row["verdict"] == "not reproduced" and row["family"] == "transitions"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -142,7 +157,7 @@ def test_transfer_claims_from_records():
     at_width = {10: transfer.accuracies_at_width(recs, mix_of, target="ADD", size=10, width=w)}
     rows = {r["id"]: r for r in transfer.claims(
         moduli=[10], reductions=reductions, chosen={10: w}, at_width=at_width, labels=labels, pretrain=("MAX", "MED"),
-        target="ADD", joint_mix=("ADD", "MAX", "MED"), width_given=False, preset="test")}
+        target="ADD", joint_mix=("ADD", "MAX", "MED"), width_given=False, preset="test", records=recs, mix_of=mix_of)}
     assert rows["A-transfer-n10"]["verdict"] == "reproduced"
     assert rows["A-continual-vs-joint-n10"]["verdict"] in ("reproduced", "inconclusive")
     assert rows["A-transfer-at-width-n10"]["verdict"] == "reproduced"
@@ -153,7 +168,7 @@ def test_transfer_claims_from_records():
     # no width below the transition: the width claims are inconclusive, never silently dropped
     rows = transfer.claims(moduli=[10], reductions=reductions, chosen={10: None}, at_width={}, labels=labels,
                            pretrain=("MAX", "MED"), target="ADD", joint_mix=("ADD", "MAX", "MED"), width_given=False,
-                           preset="test")
+                           preset="test", records=recs, mix_of=mix_of)
     assert [r["verdict"] for r in rows[2:]] == ["inconclusive", "inconclusive"]
 
 
@@ -175,9 +190,10 @@ def test_permutation_claims_from_records():
     red, expect = permutations.reductions(recs, mixes, target="PMUL", k=3, level=0.8, n_boot=N_BOOT,
                                           floor=experiments.known_floor(recs, ops=("PMUL",), op="PMUL", size=3))
     assert expect == {"PMUL+CMUL": "benefit", "PMUL+PMAX": "none"}
-    rows = {r["id"]: r for r in permutations.claims(red, expect, target="PMUL", k=3, preset="test")}
+    rows = {r["id"]: r for r in permutations.claims(recs, red, expect, target="PMUL", k=3, preset="test")}
     assert rows["A-perm-PMUL+CMUL-S3"]["verdict"] == "reproduced"
-    assert rows["A-perm-PMUL+PMAX-S3"]["verdict"] == "reproduced"
+    # identical curves: no benefit shown, none ruled out at 3 seeds on this grid (see the joint test)
+    assert rows["A-perm-PMUL+PMAX-S3"]["verdict"] == "inconclusive" and rows["A-perm-PMUL+PMAX-S3"]["p"] > 0.1
     assert rows["A-perm-PMUL+PMAX-S3"]["paper_value"] == experiments.PAPER_A["perm_unrelated"][0]
 
 
@@ -276,15 +292,16 @@ def test_scorecard_from_section_rows(tmp_path):
     sw = sweep("joint_training", [("ADD",), ("ADD", "MAX")])
     comps = experiments.joint_comparisons(sw)
     recs = records({("ADD",): 30, ("ADD", "MAX"): 7})
-    red = joint.reductions({"joint_training": recs}, comps, level=0.8, n_boot=N_BOOT)
-    scorecard.write_claims(tmp_path, joint.NOTEBOOK, joint.claims(comps, red, preset="test"))
-    per_seed = {10: {"attn_share": {"joint": [0.6, 0.62, 0.64], "single": [0.3, 0.31, 0.32]}}}
+    pooled = joint.pooled({"joint_training": recs}, comps, level=0.8)
+    scorecard.write_claims(tmp_path, joint.NOTEBOOK, joint.claims(comps, pooled, preset="test"))
+    # 4 vs 4 seeds: the exact permutation test can reach p = 1/70 < alpha (3 vs 3 cannot: 1/20)
+    per_seed = {10: {"attn_share": {"joint": [0.6, 0.62, 0.64, 0.66], "single": [0.3, 0.31, 0.32, 0.33]}}}
     stats = {10: {"attn_share": {c: (float(np.mean(v)), min(v), max(v)) for c, v in per_seed[10]["attn_share"].items()}}}
     scorecard.write_claims(tmp_path, sublayers.NOTEBOOK, sublayers.claims(
         {10: _conditions()}, per_seed, stats, joint=("ADD", "MAX", "MED"), target="ADD", alpha=0.05, preset="test",
         measures=sublayers.MEASURES[:1]))
     path = scorecard.write_scorecard(tmp_path)
     text = path.read_text()
-    assert "2 claims: 2 reproduced, 0 not reproduced, 0 inconclusive" in text
+    assert "2 claims of the papers: 2 reproduced, 0 not reproduced, 0 inconclusive" in text
     assert "ADD+MAX vs ADD, mod 10: lowers the ADD transition" in text and "leans on attention" in text
     assert [r["verdict"] for r in scorecard.load_claims(tmp_path)] == ["reproduced", "reproduced"]
