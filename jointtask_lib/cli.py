@@ -30,8 +30,8 @@ def _ints(s: str) -> tuple[int, ...]:
 def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=_csv, default=("ADD",), help="comma-separated ops, e.g. ADD,MAX")
     p.add_argument("--family", default="listops", help="listops (mod n) or perm (S_k)")
-    p.add_argument("--modulus", type=int, default=10, help="modulus n for listops")
-    p.add_argument("--perm-k", type=int, default=3, help="k for products in S_k")
+    p.add_argument("--modulus", type=int, default=None, help="modulus n for listops (default 10)")
+    p.add_argument("--perm-k", type=int, default=None, help="k for products in S_k (default 3)")
     p.add_argument("--depth", type=int, default=3, help="maximum nesting depth")
     p.add_argument("--min-args", type=int, default=2)
     p.add_argument("--max-args", type=int, default=3)
@@ -46,8 +46,16 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
 
 
 def task_from_args(a) -> TaskConfig:
+    # A key of the other family is rejected, not silently ignored.
+    if a.family == "perm" and a.modulus is not None:
+        raise ValueError("'modulus' does not apply to family perm (products in S_k); use --perm-k")
+    if a.family == "listops" and a.perm_k is not None:
+        raise ValueError("'perm_k' does not apply to family listops (arithmetic mod n); use --modulus")
+    defaults = TaskConfig.__dataclass_fields__
+    modulus = defaults["modulus"].default if a.modulus is None else a.modulus
+    perm_k = defaults["perm_k"].default if a.perm_k is None else a.perm_k
     return TaskConfig(
-        ops=a.ops, family=a.family, modulus=a.modulus, perm_k=a.perm_k, depth=a.depth,
+        ops=a.ops, family=a.family, modulus=modulus, perm_k=perm_k, depth=a.depth,
         min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
         relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
     )
@@ -55,11 +63,14 @@ def task_from_args(a) -> TaskConfig:
 
 def cmd_data(a) -> int:
     from .data import example_record, make_datasets
-    from .validate import check_choice, check_int
+    from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_int
 
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
-    check_int("n", a.n, lo=0)
+    check_int("n", a.n, lo=0, hi=MAX_EXAMPLES)
+    check_int("seed", a.seed, lo=0, hi=MAX_SEED)
+    if a.n_test is not None:
+        check_int("n_test", a.n_test, lo=0, hi=MAX_EXAMPLES)
     task = task_from_args(a)
     if a.split == "train":
         train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=a.seed)
@@ -145,6 +156,25 @@ def _is_user_error(exc: BaseException) -> bool:
     return False
 
 
+def _interrupted(args) -> int:
+    """Ctrl-C: one line saying what was kept (the command's ``on_interrupt``), exit status 130.
+
+    Worker processes were already stopped where the interrupt was caught (``runs.worker_pool``,
+    the Dask client); a second Ctrl-C while this line is written is ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kept = ""
+    note = getattr(args, "on_interrupt", None)
+    if note is not None:
+        try:
+            kept = note(args)
+        except Exception as exc:  # noqa: BLE001 - the line must be printed whatever went wrong
+            kept = f"could not list what was kept ({type(exc).__name__}: {exc})"
+    print(f"jointtask {args.command}: interrupted" + (f"; {kept}" if kept else ""), file=sys.stderr, flush=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -153,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return _interrupted(args)
     except Exception as exc:
         if not _is_user_error(exc):
             raise
