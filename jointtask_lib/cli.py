@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .tasks import TaskConfig
@@ -159,7 +160,7 @@ def _is_user_error(exc: BaseException) -> bool:
 def _interrupted(args) -> int:
     """Ctrl-C: one line saying what was kept (the command's ``on_interrupt``), exit status 130.
 
-    Worker processes were already stopped where the interrupt was caught (``runs.worker_pool``,
+    Worker processes were already stopped where the interrupt was caught (``workers.worker_pool``,
     the Dask client); a second Ctrl-C while this line is written is ignored."""
     import signal
 
@@ -184,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        return _interrupted(args)
+        code = _interrupted(args)
+        if argv is None:  # run as the program: leave now (finalising torch can take seconds)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except Exception as exc:
         if not _is_user_error(exc):
             raise

@@ -212,7 +212,7 @@ def cmd_train(a) -> int:
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     if workers > 1:
-        from .runs import worker_pool
+        from .workers import worker_pool
 
         jobs = [(a.out, [s.to_dict() for s in c], device, threads, False, a.force, None)
                 for c in sorted(chunks, key=lambda c: -c[0].arch.n_embed * len(c))]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import atomic_write, repo_root, results_dir
-from .validate import check_choice, check_float, check_int
+from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_float, check_int
 
 ROOT = repo_root()
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -181,8 +181,8 @@ def _icl_labels() -> tuple[str, ...]:
 PARAM_RULES: dict[str, Rule] = {
     # counts and sizes
     "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
-    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0),
-    "n_examples": _int(0, 50), "demo_train": _int(1), "demo_test": _int(1),
+    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0, MAX_SEED),
+    "n_examples": _int(0, 50), "demo_train": _int(1, MAX_EXAMPLES), "demo_test": _int(1, MAX_EXAMPLES),
     "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
     "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
     # fractions
@@ -203,7 +203,8 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
         "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": _int(1),
         "n_points": _int(1), "n_embed": _int(1), "n_layers": _int(1), "n_heads": _int(1),
         "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
-        "seeds": Rule("ints", lo=0), "other_seeds": Rule("ints", lo=0), "n_eval_prompts": _int(2),
+        "seeds": Rule("ints", lo=0, hi=MAX_SEED), "other_seeds": Rule("ints", lo=0, hi=MAX_SEED),
+        "n_eval_prompts": _int(2),
         "n_score_prompts": _int(1), "n_mask": _int(0), "snapshot_prompts": _int(0),
         "converge_frac": _float(0.0, 1.0, lo_open=True), "fit_positions": Rule("ints", lo=1, min_len=0),
         "shift_x_scale": _float(0.0, lo_open=True),
@@ -656,11 +657,11 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
             results.append(_run_one(job))
             _log_result(results[-1], log)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                 mp_context=mp.get_context("spawn")) as pool:
+        from .workers import worker_pool
+
+        with worker_pool(min(workers, len(jobs))) as pool:  # killed at once on Ctrl-C, die with us
             futs = [pool.submit(_run_one, job) for job in jobs]
             for fut in as_completed(futs):
                 results.append(fut.result())
@@ -686,9 +687,19 @@ def cmd_notebooks(a) -> int:
         out = Path(a.out).expanduser().resolve()
     else:
         out = REFERENCE_DIR if a.reference else results_dir() / "notebooks"
+    from .paths import check_output_dir
+
+    check_output_dir("out", out)  # before any notebook runs
+    check_output_dir("results", results_dir())  # where the notebooks write their runs and figures
+    a.out_resolved = out
+    a.finished = []
+
+    def log(s: str) -> None:
+        a.finished.append(s)
+        print(s, file=sys.stderr, flush=True)
+
     results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
-                            progress=a.progress, timeout=a.timeout,
-                            log=lambda s: print(s, file=sys.stderr, flush=True))
+                            progress=a.progress, timeout=a.timeout, log=log)
     failed = [r[0] for r in results if not r[1]]
     if failed:
         print(f"jointtask notebooks: {len(failed)} of {len(results)} failed: {', '.join(failed)}",
@@ -711,4 +722,12 @@ def register_cli(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="notebooks run in parallel (processes)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--progress", action="store_true", help="show papermill's progress bar")
-    p.set_defaults(func=cmd_notebooks)
+    p.set_defaults(func=cmd_notebooks, on_interrupt=interrupt_note)
+
+
+def interrupt_note(a) -> str:
+    """What an interrupted ``notebooks`` kept (the one line :func:`jointtask_lib.cli.main` prints)."""
+    out = getattr(a, "out_resolved", None)
+    done = len(getattr(a, "finished", []))
+    return (f"kernels and workers stopped; {done} notebook(s) had finished (in {out}) and every finished "
+            f"run record under {results_dir()} is kept; re-run to resume (finished runs are not retrained)")

@@ -45,6 +45,7 @@ import torch
 
 from . import __version__
 from .paths import atomic_write
+from .workers import worker_pool
 from .train import DIVERGED, RunResult, RunSpec, load_model, train_stack
 from .validate import check_int
 
@@ -411,68 +412,6 @@ def train_group(root, specs: list, *, device: str = "auto", progress: bool = Fal
         for lock in locks.values():
             lock.release()
     return out
-
-
-def worker_initializer(parent: int) -> None:
-    """Initialiser of every worker process the library starts (run pools, sweep pools, notebook
-    pools).  The worker ignores Ctrl-C (SIGINT reaches the whole terminal process group; the
-    parent alone decides, and stops the workers itself, see :func:`worker_pool`), and on Linux
-    it is killed when its parent dies (``PR_SET_PDEATHSIG``), so a parent killed even with
-    SIGKILL leaves no orphan still training and writing records."""
-    import ctypes
-    import signal
-    import sys
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def stop_pool(ex) -> None:
-    """Stop a :class:`~concurrent.futures.ProcessPoolExecutor` now: cancel what has not started
-    and kill its worker processes (their finished records are on disk; a stack in training keeps
-    its last checkpoint)."""
-    procs = list((getattr(ex, "_processes", None) or {}).values())
-    for p in procs:
-        try:
-            p.kill()
-        except (OSError, ValueError, AttributeError):
-            pass
-    ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        try:
-            p.join(timeout=2)
-        except (OSError, ValueError, AttributeError, AssertionError):
-            pass
-
-
-class worker_pool:
-    """``with worker_pool(n) as ex:`` a spawn-context process pool whose workers run
-    :func:`worker_initializer`; leaving the block by an exception (Ctrl-C included) kills the
-    workers at once (:func:`stop_pool`) instead of waiting for their jobs to finish."""
-
-    def __init__(self, workers: int):
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                      initializer=worker_initializer, initargs=(os.getpid(),))
-
-    def __enter__(self):
-        return self.ex
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.ex.shutdown(wait=True)
-        else:
-            stop_pool(self.ex)
-        return False
 
 
 def split_for_workers(groups: list[list], workers: int) -> list[list]:

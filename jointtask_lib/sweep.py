@@ -63,7 +63,8 @@ from pathlib import Path
 
 import yaml
 
-from .runs import group_specs, load_record, run_dir, train_group, worker_pool
+from .runs import group_specs, load_record, run_dir, train_group
+from .workers import worker_pool
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
 from .validate import check_choice, check_float, check_int
@@ -163,6 +164,10 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
 
     family = d.get("task", {}).get("family", "listops")
     size_key = "moduli" if family == "listops" else "perm_ks"
+    other = "perm_ks" if family == "listops" else "moduli"
+    if other in grid:  # a key of the other family is an error, not silently ignored
+        raise SweepError(f"{where}: 'grid.{other}' does not apply to family {family}; "
+                         f"use 'grid.{size_key}'")
     sizes = grid.get(size_key) or [TaskConfig.__dataclass_fields__["modulus" if family == "listops" else "perm_k"].default]
     mixes = []
     for i, m in enumerate(grid["mixes"]):
@@ -452,7 +457,7 @@ def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) 
     from concurrent.futures import as_completed
 
     order = schedule_order(jobs)
-    with worker_pool(workers) as ex:  # Ctrl-C kills the workers at once (runs.worker_pool)
+    with worker_pool(workers) as ex:  # Ctrl-C kills the workers at once (workers.worker_pool)
         futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
         for f in _progress(as_completed(futs), progress, "stacks", len(futs)):
             f.result()
@@ -507,17 +512,35 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         jobs = [jobs[i] for i in schedule_order(jobs)]  # submitted longest first
         futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
                           [force] * n, pure=False)
-        return [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]
-    except BaseException:  # Ctrl-C included: cancel what is queued or running, do not wait for it
-        try:
-            client.cancel(futs, force=True)
-        except Exception:  # noqa: BLE001 - already stopping; the original error is what matters
-            pass
+        reports = [f.result() for f in _progress(as_completed(futs), progress, "stacks", n)]
+    except BaseException:  # Ctrl-C included: stop now, do not wait for running jobs
+        _stop_dask(client, cluster, futs)
         raise
-    finally:
-        client.close(timeout=2)
-        if cluster is not None:
-            cluster.close(timeout=2)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+    return reports
+
+
+def _stop_dask(client, cluster, futs) -> None:
+    """Stop a Dask computation at once: a ``LocalCluster``'s worker processes (children of this
+    process) are killed; on a remote scheduler the jobs are cancelled.  Errors of the shutdown
+    itself are swallowed (the interrupt or error that caused it is what gets reported)."""
+    import contextlib
+    import multiprocessing as mp
+
+    if cluster is not None:
+        for p in mp.active_children():
+            with contextlib.suppress(Exception):
+                p.kill()
+    else:
+        with contextlib.suppress(Exception):
+            client.cancel(futs, force=True)
+    with contextlib.suppress(BaseException):
+        client.close(timeout=1)
+    if cluster is not None:
+        with contextlib.suppress(BaseException):
+            cluster.close(timeout=1)
 
 
 def _clean_stale_temporaries(root) -> None:

@@ -411,6 +411,9 @@ def test_pool_submits_in_schedule_order(monkeypatch, tmp_path):
         def __exit__(self, *a):
             return False
 
+        def shutdown(self, wait=True, cancel_futures=False):  # workers.worker_pool calls it
+            pass
+
         def submit(self, fn, root, job, *args):
             submitted.append((len(job), job[0]["arch"]["n_embed"]))
             fut = cf.Future()

@@ -1,0 +1,76 @@
+"""Worker processes that never outlive their parent and stop at once on Ctrl-C.
+
+Every process pool of the library (runs, sweeps, ``jointtask train --workers``, notebooks) is a
+:class:`worker_pool`: its workers ignore SIGINT (the terminal sends Ctrl-C to the whole process
+group; the parent alone decides) and, on Linux, are killed by the kernel when their parent dies
+(``prctl(PR_SET_PDEATHSIG)``), SIGKILL included; leaving the ``with`` block by an exception
+(``KeyboardInterrupt`` included) kills the workers instead of waiting for their jobs.  A killed
+worker loses only the stack it was training, which resumes from its last checkpoint.
+Light (no torch), so the notebook runner can use it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def worker_initializer(parent: int) -> None:
+    """Initialiser of every worker process the library starts (run pools, sweep pools, notebook
+    pools).  The worker ignores Ctrl-C (SIGINT reaches the whole terminal process group; the
+    parent alone decides, and stops the workers itself, see :func:`worker_pool`), and on Linux
+    it is killed when its parent dies (``PR_SET_PDEATHSIG``), so a parent killed even with
+    SIGKILL leaves no orphan still training and writing records."""
+    import ctypes
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def stop_pool(ex) -> None:
+    """Stop a :class:`~concurrent.futures.ProcessPoolExecutor` now: cancel what has not started
+    and kill its worker processes (their finished records are on disk; a stack in training keeps
+    its last checkpoint)."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for p in procs:
+        try:
+            p.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.join(timeout=2)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
+
+
+class worker_pool:
+    """``with worker_pool(n) as ex:`` a spawn-context process pool whose workers run
+    :func:`worker_initializer`; leaving the block by an exception (Ctrl-C included) kills the
+    workers at once (:func:`stop_pool`) instead of waiting for their jobs to finish."""
+
+    def __init__(self, workers: int):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                      initializer=worker_initializer, initargs=(os.getpid(),))
+
+    def __enter__(self):
+        return self.ex
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.ex.shutdown(wait=True)
+        else:
+            stop_pool(self.ex)
+        return False
