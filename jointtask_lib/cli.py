@@ -182,13 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if argv is None:  # run as the program: Ctrl-C kills workers and kernels at once
+        from .workers import install_interrupt_handler
+
+        install_interrupt_handler()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         code = _interrupted(args)
         if argv is None:  # run as the program: leave now (finalising torch can take seconds)
+            from .workers import kill_descendants
+
             sys.stdout.flush()
             sys.stderr.flush()
+            kill_descendants(tracker=True)
             os._exit(code)
         return code
     except Exception as exc:

@@ -74,3 +74,73 @@ class worker_pool:
         else:
             stop_pool(self.ex)
         return False
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Process ids of every descendant of ``pid`` (default: this process), children first.
+
+    Read from ``/proc`` (Linux); elsewhere the :mod:`multiprocessing` children only."""
+    pid = os.getpid() if pid is None else pid
+    if not os.path.isdir("/proc"):
+        import multiprocessing as mp
+
+        return [p.pid for p in mp.active_children()] if pid == os.getpid() else []
+    parent_of: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                stat = fh.read()
+            parent_of[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, p in parent_of.items() if p in frontier and c not in out]
+        out += kids
+        frontier = kids
+    return out
+
+
+def _resource_tracker_pid() -> int | None:
+    try:
+        from multiprocessing import resource_tracker
+
+        return getattr(resource_tracker._resource_tracker, "_pid", None)
+    except (ImportError, AttributeError):
+        return None
+
+
+def kill_descendants(*, tracker: bool = False) -> int:
+    """SIGKILL every descendant of this process (pool workers, Dask workers, notebook kernels);
+    returns how many were signalled.  Used by the command line on Ctrl-C.  Multiprocessing's
+    resource tracker is spared unless ``tracker`` (it must outlive the workers it cleans up after;
+    the command line kills it last, just before exiting, so it prints no leak warnings)."""
+    import signal
+
+    pid = _resource_tracker_pid()
+    keep = {pid, *descendants(pid)} if pid and not tracker else set()
+    n = 0
+    for pid in descendants():
+        if pid in keep:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            n += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return n
+
+
+def install_interrupt_handler() -> None:
+    """Ctrl-C in a program: kill every descendant at once, then raise ``KeyboardInterrupt`` in the
+    main thread (so nothing waits for a worker, a Dask nanny or a notebook kernel to notice)."""
+    import signal
+
+    def on_sigint(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C changes nothing
+        kill_descendants()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
