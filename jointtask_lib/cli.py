@@ -172,21 +172,25 @@ def _interrupted(args) -> int:
             kept = note(args)
         except Exception as exc:  # noqa: BLE001 - the line must be printed whatever went wrong
             kept = f"could not list what was kept ({type(exc).__name__}: {exc})"
-    print(f"jointtask {args.command}: interrupted" + (f"; {kept}" if kept else ""), file=sys.stderr, flush=True)
+    if args is None:
+        kept = "before any work started"
+    command = f"jointtask {args.command}" if args is not None else "jointtask"
+    print(f"{command}: interrupted" + (f"; {kept}" if kept else ""), file=sys.stderr, flush=True)
     return 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
     if argv is None:  # run as the program: Ctrl-C kills workers and kernels at once
         from .workers import install_interrupt_handler
 
         install_interrupt_handler()
+    args = None
     try:
+        parser = build_parser()  # imports the sub-commands' modules (torch): Ctrl-C here too
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         code = _interrupted(args)
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             os._exit(code)
         return code
     except Exception as exc:
-        if not _is_user_error(exc):
+        if args is None or not _is_user_error(exc):
             raise
         print(f"jointtask {args.command}: error: {exc}", file=sys.stderr)
         return 2

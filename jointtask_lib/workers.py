@@ -62,10 +62,31 @@ class worker_pool:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        self.workers = workers
         self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                       initializer=worker_initializer, initargs=(os.getpid(),))
 
     def __enter__(self):
+        # Start every worker now, with SIGINT blocked in this thread: a blocked signal stays
+        # blocked in the spawned children from their first instruction, so a Ctrl-C while a worker
+        # is still importing cannot make it print a traceback (the initialiser then ignores
+        # SIGINT for good).  Spawning does not wait for the workers to start; a Ctrl-C meanwhile
+        # is delivered here as soon as the mask is restored.
+        import signal
+        import threading
+
+        main = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+        if main:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for _ in range(self.workers):  # each submit spawns one worker while none is idle
+                self.ex.submit(os.getpid)
+        except BaseException:
+            stop_pool(self.ex)
+            raise
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self.ex
 
     def __exit__(self, exc_type, exc, tb):
