@@ -631,7 +631,7 @@ def train_stack(
         if bar is not None:
             bar.update(1)
         if not bool(torch.isfinite(losses.detach()).all()):  # diverged: stop those runs, say so
-            bad = [(j, i) for j, i in enumerate(active) if not math.isfinite(float(losses[j]))]
+            bad = [(j, i) for j, i in enumerate(active) if not math.isfinite(float(losses[j].detach()))]
             for j, i in bad:
                 finished[i], stop_reason[i], steps_done[i] = _slice_state(model, j), DIVERGED, step + 1
             keep = [j for j, i in enumerate(active) if (j, i) not in bad]
