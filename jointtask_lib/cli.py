@@ -195,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = _interrupted(args)
         if argv is None:  # run as the program: leave now (finalising torch can take seconds)
-            from .workers import kill_descendants
+            from .workers import kill_descendants, run_exit_finalizers
 
+            kill_descendants()
+            run_exit_finalizers()
             sys.stdout.flush()
             sys.stderr.flush()
-            kill_descendants(tracker=True)
             os._exit(code)
         return code
     except Exception as exc:

@@ -133,15 +133,14 @@ def _resource_tracker_pid() -> int | None:
         return None
 
 
-def kill_descendants(*, tracker: bool = False) -> int:
+def kill_descendants() -> int:
     """SIGKILL every descendant of this process (pool workers, Dask workers, notebook kernels);
     returns how many were signalled.  Used by the command line on Ctrl-C.  Multiprocessing's
-    resource tracker is spared unless ``tracker`` (it must outlive the workers it cleans up after;
-    the command line kills it last, just before exiting, so it prints no leak warnings)."""
+    resource tracker is spared: it removes the pools' semaphores once this process has gone."""
     import signal
 
     pid = _resource_tracker_pid()
-    keep = {pid, *descendants(pid)} if pid and not tracker else set()
+    keep = {pid, *descendants(pid)} if pid else set()
     n = 0
     for pid in descendants():
         if pid in keep:
@@ -152,6 +151,17 @@ def kill_descendants(*, tracker: bool = False) -> int:
         except (ProcessLookupError, PermissionError):
             pass
     return n
+
+
+def run_exit_finalizers() -> None:
+    """What :mod:`multiprocessing` does at a normal exit (release the pools' semaphores and
+    queues), for a program about to leave with ``os._exit`` after Ctrl-C: without it the resource
+    tracker would warn about "leaked" semaphores after the one-line message."""
+    import contextlib
+    import multiprocessing.util as mp_util
+
+    with contextlib.suppress(Exception):
+        mp_util._exit_function()
 
 
 def install_interrupt_handler() -> None:
