@@ -398,6 +398,8 @@ def _save_icl_record(root, res: ICLRunResult, device: str) -> dict:
                              for t in range(len(spec.tasks))},
         "snapshots": res.snapshots,
         "train_seconds": res.train_seconds,
+        # A non-finite training loss: the record says so (the stack is not stopped early).
+        "stop_reason": "budget" if np.isfinite(res.loss_log).all() else "diverged",
         "stack": res.stack,
         "env": environment_info(device),
         "evals": {},

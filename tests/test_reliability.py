@@ -623,3 +623,21 @@ def test_stack_composition_is_recorded_per_stack(tmp_path):
     stacks = {r["result"]: r["env"]["stack"] for r in recs}
     assert stacks["a"] == stacks["b"] == {"size": 2, "keys": ["toy-a", "toy-b"]}
     assert stacks["c"] == {"size": 1, "keys": ["toy-c"]}
+
+
+def test_paper_b_records_say_when_a_run_diverged(tmp_path):
+    from jointtask_lib import icl_train
+    from jointtask_lib.icl_model import ICLConfig
+    from jointtask_lib.icl_train import ICLRunSpec, ICLTrainConfig
+
+    model = ICLConfig(d=3, n_points=8, n_embed=16, n_layers=2, n_heads=2)
+
+    def spec(lr):
+        tc = ICLTrainConfig(steps=6, batch_size=4, lr=lr, snapshot_prompts=0, log_every=2)
+        return ICLRunSpec(curriculum="single", tasks=("linear",), model=model, train=tc, seed=0)
+
+    with pytest.raises(ValueError, match="'lr' must be a finite number"):
+        spec(float("inf"))
+    ok, bad = icl_train.train_or_load(tmp_path, [spec(3e-3), spec(1e30)], device="cpu")
+    assert ok["stop_reason"] == "budget" and bad["stop_reason"] == "diverged"
+    assert icl_train.load_icl_record(tmp_path, spec(1e30))["stop_reason"] == "diverged"  # verified on load
