@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,22 +391,27 @@ def train_group(root, specs: list, *, device: str = "auto", progress: bool = Fal
         mine, busy = [], []
         for s in specs:
             (mine if locks[s.key()].acquire() else busy).append(s)
-        rounds = [mine]
-        if busy:
-            rounds.append(busy)
-        for i, batch in enumerate(rounds):
-            if i == 1:  # runs another process is training: wait for it, then read or train
-                for s in batch:
-                    locks[s.key()].acquire(block=True)
-            todo = []
-            for s in batch:
-                rec = None if (force and i == 0) else load_record(root, s, kind=kind)
-                if rec is None:
-                    todo.append(s)
-                else:
-                    out.append(rec)
-            for chunk in _chunks(todo, max_stack):
-                out += _train_chunk(root, chunk, kind=kind, dev=dev, progress=progress, every=every)
+        todo = []
+        for s in mine:
+            rec = None if force else load_record(root, s, kind=kind)  # finished meanwhile?
+            if rec is None:
+                todo.append(s)
+            else:
+                out.append(rec)
+        for chunk in _chunks(todo, max_stack):
+            out += _train_chunk(root, chunk, kind=kind, dev=dev, progress=progress, every=every)
+        for s in mine:  # released before waiting for anything, so two processes never deadlock
+            locks[s.key()].release()
+        # Runs another process was training: wait for it (holding no other lock), read its
+        # record, or train the run here if that process died before finishing it.
+        for s in sorted(busy, key=lambda s: s.key()):
+            locks[s.key()].acquire(block=True)
+            try:
+                rec = load_record(root, s, kind=kind)
+                out += [rec] if rec is not None else _train_chunk(root, [s], kind=kind, dev=dev,
+                                                                  progress=progress, every=every)
+            finally:
+                locks[s.key()].release()
     finally:
         for lock in locks.values():
             lock.release()

@@ -641,3 +641,31 @@ def test_paper_b_records_say_when_a_run_diverged(tmp_path):
     ok, bad = icl_train.train_or_load(tmp_path, [spec(3e-3), spec(1e30)], device="cpu")
     assert ok["stop_reason"] == "budget" and bad["stop_reason"] == "diverged"
     assert icl_train.load_icl_record(tmp_path, spec(1e30))["stop_reason"] == "diverged"  # verified on load
+
+
+def test_two_writers_locking_each_others_runs_do_not_deadlock(tmp_path, monkeypatch):
+    """Writer 1 holds a and wants b; writer 2 holds b and wants a: each trains its own, releases
+    it, then reads the other's record (a writer never waits while holding a lock)."""
+    TRAINED.clear()
+    a, b = _Toy("a"), _Toy("b")
+    barrier = threading.Barrier(2)
+    acquire = RunLock.acquire
+
+    def crossed(self, block=False):
+        if not block and threading.current_thread().name in ("w1", "w2") and self.path.parent.name in (
+                {"w1": "toy-b", "w2": "toy-a"}[threading.current_thread().name],):
+            barrier.wait(timeout=30)  # both hold their first run now
+        return acquire(self, block)
+
+    monkeypatch.setattr(RunLock, "acquire", crossed)
+    results = {}
+    threads = [threading.Thread(name=n, target=lambda n=n, order=order: results.update(
+        {n: train_group(tmp_path, order, device="cpu", kind=TOY)})) for n, order in (("w1", [a, b]), ("w2", [b, a]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "deadlock"
+    assert sorted(TRAINED) == ["a", "b"]  # each run trained once
+    for n in ("w1", "w2"):
+        assert sorted(r["result"] for r in results[n]) == ["a", "b"]

@@ -10,7 +10,7 @@ import torch
 
 from jointtask_lib import runs
 from jointtask_lib.runs import (
-    LISTOPS, CorruptRecord, RunKind, atomic_write_json, write_record, group_checkpoint, group_specs, load_record,
+    LISTOPS, CorruptRecord, RunKind, group_checkpoint, group_specs, load_record, write_record,
     resume_stack_checkpoint, run_dir, save_stack_checkpoint, split_for_workers, train_or_load,
 )
 from jointtask_lib.train import StackedAdamW
