@@ -4,7 +4,9 @@ Every command validates its arguments before doing any work; a bad value prints 
 message (naming the field and the allowed values) and exits with status 2, leaving nothing
 half-written behind.  A corrupt run record (:class:`jointtask_lib.runs.CorruptRecord`) or records a
 Dask worker wrote out of this machine's sight (:class:`jointtask_lib.sweep.RecordsMissing`) also
-exit with status 2 and a one-line message naming the file.
+exit with status 2 and a one-line message naming the file.  Ctrl-C kills every worker process,
+Dask worker and notebook kernel at once, prints one line saying what was kept, and exits with
+status 130 (README, "Reliability").
 """
 
 from __future__ import annotations
