@@ -4,13 +4,16 @@ Every command validates its arguments before doing any work; a bad value prints 
 message (naming the field and the allowed values) and exits with status 2, leaving nothing
 half-written behind.  A corrupt run record (:class:`jointtask_lib.runs.CorruptRecord`) or records a
 Dask worker wrote out of this machine's sight (:class:`jointtask_lib.sweep.RecordsMissing`) also
-exit with status 2 and a one-line message naming the file.
+exit with status 2 and a one-line message naming the file.  Ctrl-C kills every worker process,
+Dask worker and notebook kernel at once, prints one line saying what was kept, and exits with
+status 130 (README, "Reliability").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .cli_args import _csv, _ints, add_task_args, task_from_args  # noqa: F401  (shared with cli_train)
@@ -18,11 +21,14 @@ from .cli_args import _csv, _ints, add_task_args, task_from_args  # noqa: F401  
 
 def cmd_data(a) -> int:
     from .data import example_record, make_datasets
-    from .validate import check_choice, check_int
+    from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_int
 
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
-    check_int("n", a.n, lo=0)
+    check_int("n", a.n, lo=0, hi=MAX_EXAMPLES)
+    check_int("seed", a.seed, lo=0, hi=MAX_SEED)
+    if a.n_test is not None:
+        check_int("n_test", a.n_test, lo=0, hi=MAX_EXAMPLES)
     task = task_from_args(a)
     if a.split == "train":
         train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=a.seed)
@@ -117,16 +123,54 @@ def _is_user_error(exc: BaseException) -> bool:
     return False
 
 
+def _interrupted(args) -> int:
+    """Ctrl-C: one line saying what was kept (the command's ``on_interrupt``), exit status 130.
+
+    Worker processes were already stopped where the interrupt was caught (``workers.worker_pool``,
+    the Dask client); a second Ctrl-C while this line is written is ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kept = ""
+    note = getattr(args, "on_interrupt", None)
+    if note is not None:
+        try:
+            kept = note(args)
+        except Exception as exc:  # noqa: BLE001 - the line must be printed whatever went wrong
+            kept = f"could not list what was kept ({type(exc).__name__}: {exc})"
+    if args is None:
+        kept = "before any work started"
+    command = f"jointtask {args.command}" if args is not None else "jointtask"
+    print(f"{command}: interrupted" + (f"; {kept}" if kept else ""), file=sys.stderr, flush=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    if argv is None:  # run as the program: Ctrl-C kills workers and kernels at once
+        from .workers import install_interrupt_handler
+
+        install_interrupt_handler()
+    args = None
     try:
+        parser = build_parser()  # imports the sub-commands' modules (torch): Ctrl-C here too
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        code = _interrupted(args)
+        if argv is None:  # run as the program: leave now (finalising torch can take seconds)
+            from .workers import kill_descendants, run_exit_finalizers
+
+            kill_descendants()
+            run_exit_finalizers()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except Exception as exc:
-        if not _is_user_error(exc):
+        if args is None or not _is_user_error(exc):
             raise
         print(f"jointtask {args.command}: error: {exc}", file=sys.stderr)
         return 2

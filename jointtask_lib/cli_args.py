@@ -26,8 +26,8 @@ def _ints(s: str) -> tuple[int, ...]:
 def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=_csv, default=("ADD",), help="comma-separated ops, e.g. ADD,MAX")
     p.add_argument("--family", default="listops", help="listops (mod n) or perm (S_k)")
-    p.add_argument("--modulus", type=int, default=10, help="modulus n for listops")
-    p.add_argument("--perm-k", type=int, default=3, help="k for products in S_k")
+    p.add_argument("--modulus", type=int, default=None, help="modulus n for listops (default 10)")
+    p.add_argument("--perm-k", type=int, default=None, help="k for products in S_k (default 3)")
     p.add_argument("--depth", type=int, default=3, help="maximum nesting depth")
     p.add_argument("--min-args", type=int, default=2)
     p.add_argument("--max-args", type=int, default=3)
@@ -42,8 +42,16 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
 
 
 def task_from_args(a) -> TaskConfig:
+    # A key of the other family is rejected, not silently ignored.
+    if a.family == "perm" and a.modulus is not None:
+        raise ValueError("'modulus' does not apply to family perm (products in S_k); use --perm-k")
+    if a.family == "listops" and a.perm_k is not None:
+        raise ValueError("'perm_k' does not apply to family listops (arithmetic mod n); use --modulus")
+    defaults = TaskConfig.__dataclass_fields__
+    modulus = defaults["modulus"].default if a.modulus is None else a.modulus
+    perm_k = defaults["perm_k"].default if a.perm_k is None else a.perm_k
     return TaskConfig(
-        ops=a.ops, family=a.family, modulus=a.modulus, perm_k=a.perm_k, depth=a.depth,
+        ops=a.ops, family=a.family, modulus=modulus, perm_k=perm_k, depth=a.depth,
         min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
         relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
     )

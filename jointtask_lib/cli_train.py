@@ -97,7 +97,19 @@ def register_cli(sub) -> None:
     g.add_argument("--force", action="store_true", help="retrain even if records exist")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the records' metrics as JSON")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, on_interrupt=interrupt_note)
+
+
+def interrupt_note(a) -> str:
+    """What an interrupted ``train`` kept (the one line :func:`jointtask_lib.cli.main` prints)."""
+    from pathlib import Path
+
+    runs = Path(a.out) / "runs"
+    n = len(list(runs.glob("*/record.json"))) if runs.is_dir() else 0
+    ck = Path(a.out) / "groups"
+    m = len(list(ck.glob("*/ckpt.pt"))) if ck.is_dir() else 0
+    return (f"kept {n} finished run record(s) in {a.out} and {m} stack checkpoint(s); "
+            "re-run the same command to resume")
 
 
 def specs_from_args(a) -> list:
@@ -164,8 +176,10 @@ def format_table(records: list[dict]) -> str:
 
 
 def cmd_train(a) -> int:
+    from .paths import check_output_dir
     from .validate import check_int
 
+    check_output_dir("out", a.out)  # a file or a read-only folder fails here, not after training
     check_int("workers", a.workers, lo=1)
     if a.threads is not None:
         check_int("threads", a.threads, lo=1)
@@ -194,11 +208,12 @@ def cmd_train(a) -> int:
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from .workers import worker_pool
 
         jobs = [(a.out, [s.to_dict() for s in c], device, threads, False, a.force, None)
                 for c in sorted(chunks, key=lambda c: -c[0].arch.n_embed * len(c))]
-        with ProcessPoolExecutor(workers) as ex:
+        # Workers die with this process (even SIGKILL) and are killed at once on Ctrl-C.
+        with worker_pool(workers) as ex:
             list(ex.map(_train_chunk, jobs))
     else:
         for c in chunks:
@@ -215,4 +230,9 @@ def cmd_train(a) -> int:
         trained = len(unique) - done_before
         print(f"\n{len(records)} runs in {a.out}: {trained} trained, {done_before} reused "
               f"({wall:.1f} s, device {device}, {threads} thread(s))", file=sys.stderr)
+    diverged = [r["name"] for r in records if r["stop_reason"] == "diverged"]
+    if diverged:
+        print(f"{len(diverged)} run(s) diverged (training loss became NaN or infinite; recorded with "
+              f"stop_reason 'diverged', their accuracies are those of the broken model): "
+              f"{', '.join(diverged)}; try a smaller --lr", file=sys.stderr)
     return 0

@@ -46,7 +46,7 @@ import torch
 from .tasks import (SPECIAL_TOKENS, FAMILIES, TaskConfig, count_expressions, evaluate, example_tokens,
                     sample_iid, sample_unique, split_u)
 from .tasks.core import ENUMERATE_LIMIT, Expr, ops_in
-from .validate import check_int
+from .validate import MAX_EXAMPLES, MAX_SEED, check_int
 
 TRAIN_PER_VALUE = 2000
 TEST_PER_VALUE = 100
@@ -217,9 +217,9 @@ def make_datasets(
     drawn.  Results are memoised in-process (a sweep reuses them).
     """
     d_train, d_test = default_sizes(task)
-    n_train = d_train if n_train is None else check_int("n_train", n_train, lo=0)
-    n_test = d_test if n_test is None else check_int("n_test", n_test, lo=0)
-    check_int("seed", seed, lo=0)
+    n_train = d_train if n_train is None else check_int("n_train", n_train, lo=0, hi=MAX_EXAMPLES)
+    n_test = d_test if n_test is None else check_int("n_test", n_test, lo=0, hi=MAX_EXAMPLES)
+    check_int("seed", seed, lo=0, hi=MAX_SEED)
     key = (task, n_train, n_test, seed)
     if key in _CACHE:
         _CACHE.move_to_end(key)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .paths import (ENV_LABEL, MANIFEST, MAX_LABEL, atomic_write, check_label, output_dir, repo_root,
                     results_dir)
-from .validate import check_choice, check_float, check_int
+from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_float, check_int
 
 ROOT = repo_root()
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -207,9 +207,9 @@ def _icl_labels() -> tuple[str, ...]:
 PARAM_RULES: dict[str, Rule] = {
     # counts and sizes
     "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
-    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0),
+    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0, MAX_SEED),
     "power_reps": _int(10), "power_seeds": Rule("ints", lo=2),
-    "n_examples": _int(0, 50), "demo_train": _int(1), "demo_test": _int(1),
+    "n_examples": _int(0, 50), "demo_train": _int(1, MAX_EXAMPLES), "demo_test": _int(1, MAX_EXAMPLES),
     "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
     "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
     # fractions
@@ -230,7 +230,8 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
         "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": _int(1),
         "n_points": _int(1), "n_embed": _int(1), "n_layers": _int(1), "n_heads": _int(1),
         "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
-        "seeds": Rule("ints", lo=0), "other_seeds": Rule("ints", lo=0), "n_eval_prompts": _int(2),
+        "seeds": Rule("ints", lo=0, hi=MAX_SEED), "other_seeds": Rule("ints", lo=0, hi=MAX_SEED),
+        "n_eval_prompts": _int(2),
         "n_score_prompts": _int(1), "n_mask": _int(0), "snapshot_prompts": _int(0),
         "converge_frac": _float(0.0, 1.0, lo_open=True), "fit_positions": Rule("ints", lo=1, min_len=0),
         "shift_x_scale": _float(0.0, lo_open=True),
@@ -863,11 +864,11 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
             results.append(_run_one(job))
             _log_result(results[-1], log)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                 mp_context=mp.get_context("spawn")) as pool:
+        from .workers import worker_pool
+
+        with worker_pool(min(workers, len(jobs))) as pool:  # killed at once on Ctrl-C, die with us
             futs = [pool.submit(_run_one, job) for job in jobs]
             for fut in as_completed(futs):
                 results.append(fut.result())
@@ -909,16 +910,26 @@ def cmd_notebooks(a) -> int:
     progress = default_progress(a.preset) if a.progress is None else a.progress
     root = results_dir()
     folder = output_dir(root, label)
-    claim_output_folder(folder, label, a.preset, params, books, overwrite=a.overwrite)
     if a.out:
         out = Path(a.out).expanduser().resolve()
     else:
         out = REFERENCE_DIR if a.reference else folder / "notebooks"
+    from .paths import check_output_dir
+
+    check_output_dir("out", out)  # before any notebook runs or any folder is written
+    check_output_dir("results", root)  # where the notebooks write their runs and figures
+    claim_output_folder(folder, label, a.preset, params, books, overwrite=a.overwrite)
+    a.out_resolved = out
+    a.finished = []
+
+    def log(s: str) -> None:
+        a.finished.append(s)
+        print(s, file=sys.stderr, flush=True)
+
     print(f"jointtask notebooks: preset {a.preset}{' with ' + repr(params) if params else ''}: outputs in "
           f"{folder} (executed notebooks: {out}); run cache in {root}", file=sys.stderr, flush=True)
     results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
-                            progress=progress, timeout=a.timeout, params=params, label=label,
-                            log=lambda s: print(s, file=sys.stderr, flush=True))
+                            progress=progress, timeout=a.timeout, params=params, label=label, log=log)
     failed = [r[0] for r in results if not r[1]]
     if failed:
         print(f"jointtask notebooks: {len(failed)} of {len(results)} failed: {', '.join(failed)}",
@@ -953,4 +964,12 @@ def register_cli(sub) -> None:
                    help="live progress bars (runs done / total, ETA) on stderr; default: on for "
                         f"{' and '.join(PROGRESS_PRESETS)}, off for smoke and when $CI is set")
     g.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=cmd_notebooks)
+    p.set_defaults(func=cmd_notebooks, on_interrupt=interrupt_note)
+
+
+def interrupt_note(a) -> str:
+    """What an interrupted ``notebooks`` kept (the one line :func:`jointtask_lib.cli.main` prints)."""
+    out = getattr(a, "out_resolved", None)
+    done = len(getattr(a, "finished", []))
+    return (f"kernels and workers stopped; {done} notebook(s) had finished (in {out}) and every finished "
+            f"run record under {results_dir()} is kept; re-run to resume (finished runs are not retrained)")

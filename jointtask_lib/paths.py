@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def atomic_write(path: str | os.PathLike, write, *, text: bool = False) -> Path:
     library (records, weights, checkpoints, figures, notebooks) goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as fh:
             write(fh)
@@ -148,6 +149,77 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> Path:
 def atomic_write_json(obj, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (:func:`atomic_write`)."""
     return atomic_write_bytes((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), path)
+
+
+def _owner() -> str:
+    """``<host>~<pid>``: who writes a temporary file (part of its name, see :func:`temp_writer_gone`)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    return f"{host}~{os.getpid()}"
+
+
+_TEMP_OWNER = re.compile(r"\.([A-Za-z0-9-]+)~(\d+)\.[^.]*\.tmp$")
+
+
+def temp_writer_gone(path: str | os.PathLike) -> bool:
+    """Whether the process that wrote the temporary file ``path`` is gone (so the file may be removed).
+
+    :func:`atomic_write` names its temporary files ``.<name>.<host>~<pid>.<random>.tmp``.  A file
+    of this host whose pid is not running is a killed writer's; a live pid, or a file another
+    host wrote (a shared results folder), is left alone.  Files without an owner in their name
+    (written before owners were recorded) count as gone.
+    """
+    m = _TEMP_OWNER.search(Path(path).name)
+    if m is None:
+        return True
+    host, pid = m[1], int(m[2])
+    if host != _owner().split("~")[0]:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class PathError(ValueError):
+    """An input or output path that cannot be used (the message names the option and the path)."""
+
+
+def check_output_dir(option: str, path: str | os.PathLike) -> Path:
+    """Check, before any compute, that ``path`` can hold outputs: an existing writable folder, or
+    one that can be created (its nearest existing ancestor is a writable folder).  Nothing is
+    created.  Returns the absolute path; raises :class:`PathError` naming ``option``."""
+    if path is None or not str(path):
+        raise PathError(f"'{option}' must be a folder; got an empty path")
+    p = Path(path).expanduser().absolute()
+    if p.exists():
+        if not p.is_dir():
+            raise PathError(f"'{option}' must be a folder; {p} is a file")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PathError(f"'{option}': folder {p} is not writable")
+        return p
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PathError(f"'{option}': cannot create folder {p}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PathError(f"'{option}': cannot create folder {p}: {parent} is not writable")
+    return p
+
+
+def check_input_file(option: str, path: str | os.PathLike, *, what: str = "a file") -> Path:
+    """Check that ``path`` is an existing, readable file; raises :class:`PathError` naming ``option``."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise PathError(f"'{option}': {p} does not exist")
+    if p.is_dir():
+        raise PathError(f"'{option}' must be {what}; {p} is a folder")
+    if not os.access(p, os.R_OK):
+        raise PathError(f"'{option}': {p} is not readable")
+    return p
 
 
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}

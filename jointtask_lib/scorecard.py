@@ -101,21 +101,70 @@ def write_claims(results_dir, notebook: str, rows: list[dict]) -> Path:
     return path
 
 
+#: Fields every claim row has (:func:`claim`); ``note`` and ``magnitude`` may be absent.
+CLAIM_FIELDS = ("id", "paper", "claim", "paper_value", "ours", "verdict", "preset", "notebook")
+OPTIONAL_CLAIM_FIELDS = ("note", "magnitude")
+
+
+class ClaimsError(ValueError):
+    """A claims file cannot be used (the message names the file and what is wrong)."""
+
+
+def _check_claims_file(p: Path) -> list[dict]:
+    try:
+        rows = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ClaimsError(f"malformed claims file {p}: not readable JSON ({exc}); "
+                          "re-run its notebook or delete the file") from None
+    if not isinstance(rows, list):
+        raise ClaimsError(f"malformed claims file {p}: must hold a list of claim rows; "
+                          f"got a {type(rows).__name__}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise ClaimsError(f"malformed claims file {p}: row {i} is not a mapping")
+        missing = [f for f in CLAIM_FIELDS if f not in r]
+        if missing:
+            raise ClaimsError(f"malformed claims file {p}: row {i} lacks field(s) {', '.join(missing)}")
+        bad = [f for f in CLAIM_FIELDS + OPTIONAL_CLAIM_FIELDS if f in r and not isinstance(r[f], str)]
+        if bad:
+            raise ClaimsError(f"malformed claims file {p}: row {i} ({r.get('id')!r}): field(s) "
+                              f"{', '.join(bad)} must be text")
+        if r["verdict"] not in VERDICTS or r["paper"] not in ("A", "B"):
+            raise ClaimsError(f"malformed claims file {p}: row {i} ({r['id']!r}): 'verdict' must be one of "
+                              f"{', '.join(VERDICTS)} and 'paper' A or B; got {r['verdict']!r}, {r['paper']!r}")
+    return rows
+
+
 def load_claims(results_dir, label: str | None = None) -> list[dict]:
-    """Every claim row under ``<output_dir(results, label)>/claims/``, ordered by paper then
-    notebook.  A claim id in two files raises ``ValueError`` naming both (one claim, one row)."""
+    """Every claim row under ``<output_dir(results, label)>/claims/``, ordered by paper then notebook.  A claim id in
+    two files raises ``ValueError`` naming both (one claim, one row); a malformed file (not JSON,
+    not a list of rows, a row without a field or with an unknown verdict) raises
+    :class:`ClaimsError` naming the file."""
     rows = []
     where: dict[str, str] = {}
     base = output_dir(results_dir, label) / "claims"
     if base.exists():
         for p in sorted(base.glob("*.json")):
-            for r in json.loads(p.read_text()):
+            for r in _check_claims_file(p):
                 if r["id"] in where:
                     raise ValueError(f"claim id {r['id']!r} is in both {where[r['id']]} and {p.name}; "
                                      "every claim id must be unique (delete the stale file)")
                 where[r["id"]] = p.name
                 rows.append(r)
     return sorted(rows, key=lambda r: (r["paper"], r["notebook"], r["id"]))
+
+
+def check_results_for_report(results_dir) -> Path:
+    """The results folder ``jointtask report`` reads, checked before anything is written: it must
+    exist and hold ``claims/*.json`` (written by the notebooks); raises ``ValueError`` otherwise."""
+    p = Path(results_dir)
+    if not p.is_dir():
+        raise ValueError(f"'results': {p} is not a results folder (it does not exist or is a file); "
+                         "run the notebooks first (make reproduce)")
+    if not list((p / "claims").glob("*.json")):
+        raise ValueError(f"'results': {p} holds no claims ({p / 'claims'}/*.json); run the notebooks first "
+                         "(make reproduce), then report")
+    return p
 
 
 # ------------------------------------------------------------------------------------------------
@@ -582,8 +631,12 @@ def register_cli(sub) -> None:
                    help="read <results>/<label> (e.g. quick); needed when several folders hold claims")
 
     def run(a) -> int:
+        from .paths import check_output_dir
+
         folder, manifest_preset = report_folder(a.results, a.label)
-        rows = load_claims(folder, label="")
+        check_results_for_report(folder)  # holds claims/*.json
+        check_output_dir("results", folder)  # SCORECARD.md is written there
+        rows = load_claims(folder, label="")  # every claims file validated before anything is written
         preset = check_one_preset(rows, folder, manifest_preset)
         path = write_scorecard(folder, label="")
         print(f"read {folder} (preset {preset or 'unknown'}): {len(rows)} claims from "

@@ -65,6 +65,7 @@ import yaml
 
 from . import progress as _progress_mod
 from .runs import group_specs, load_record, run_dir, train_group
+from .workers import worker_pool
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
 from .validate import check_choice, check_float, check_int
@@ -164,6 +165,10 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
 
     family = d.get("task", {}).get("family", "listops")
     size_key = "moduli" if family == "listops" else "perm_ks"
+    other = "perm_ks" if family == "listops" else "moduli"
+    if other in grid:  # a key of the other family is an error, not silently ignored
+        raise SweepError(f"{where}: 'grid.{other}' does not apply to family {family}; "
+                         f"use 'grid.{size_key}'")
     sizes = grid.get(size_key) or [TaskConfig.__dataclass_fields__["modulus" if family == "listops" else "perm_k"].default]
     mixes = []
     for i, m in enumerate(grid["mixes"]):
@@ -279,7 +284,7 @@ def _group_job(root: str, spec_dicts: list[dict], device: str, threads: int, max
     # Another worker (or an earlier, killed sweep) may have finished some of these already.
     todo = specs if force else [s for s in specs if load_record(root, s) is None]
     if todo:
-        train_group(root, todo, device=device, progress=False, max_stack=max_stack)
+        train_group(root, todo, device=device, progress=False, max_stack=max_stack, force=force)
     return {"host": socket.gethostname(),
             "records": [str((run_dir(root, s) / "record.json").resolve()) for s in specs]}
 
@@ -311,6 +316,7 @@ def run_specs(
     force: bool = False,
     progress: bool = True,
     max_stack: int | None = None,
+    connect_timeout: float | None = None,
 ) -> list[dict]:
     """Train every run of ``specs`` that has no record (all of them with ``force``); return the
     records of all of ``specs`` in order.
@@ -321,7 +327,9 @@ def run_specs(
     guard its entry point (``if __name__ == "__main__":``).
     ``threads``: torch threads per process (default 1).  ``force`` retrains and replaces records
     one by one as each stack finishes (nothing is deleted first; see the module docstring).  With
-    ``scheduler`` the results root must be on a filesystem every Dask worker shares.
+    ``scheduler`` the results root must be on a filesystem every Dask worker shares; a scheduler
+    that does not answer within ``connect_timeout`` seconds (:func:`connect_timeout`) raises
+    :class:`SchedulerUnreachable`.
     """
     if workers is not None:
         check_int("workers", workers, lo=1)
@@ -333,7 +341,7 @@ def run_specs(
     specs = list(specs)
     todo = _unique(specs) if force else pending(specs, root)
     run_kw = dict(workers=workers, scheduler=scheduler, local_cluster=local_cluster, device=device,
-                  threads=threads, progress=progress, max_stack=max_stack)
+                  threads=threads, progress=progress, max_stack=max_stack, connect_timeout=connect_timeout)
     # Pretraining runs first, so parallel workers never train one twice and every dependent run
     # starts from the pretrained weights that this call leaves behind.
     todo_keys = {s.key() for s in todo}
@@ -358,7 +366,8 @@ def run_specs(
     if jobs:
         n_workers = workers if workers is not None else default_workers(len(jobs), device)
         if scheduler or local_cluster:
-            reports = _run_dask(jobs, root, device, threads, max_stack, scheduler, n_workers, progress, force)
+            reports = _run_dask(jobs, root, device, threads, max_stack, scheduler, n_workers, progress, force,
+                                connect_timeout)
         elif n_workers > 1 and len(jobs) > 1:
             _run_pool(jobs, root, device, threads, max_stack, min(n_workers, len(jobs)), progress, force)
         else:
@@ -368,7 +377,7 @@ def run_specs(
             # One bar of runs done / total; per-step bars too in a terminal, not in a notebook.
             step_bars = progress and not _progress_mod.text_mode()
             for g in _progress(groups, progress, "runs", sum(map(len, groups)), weight=len):
-                train_group(root, g, device=device, progress=step_bars, max_stack=max_stack)
+                train_group(root, g, device=device, progress=step_bars, max_stack=max_stack, force=force)
     records = [load_record(root, s) for s in specs]
     missing = [s for s, r in zip(specs, records) if r is None]
     if missing:
@@ -419,23 +428,6 @@ progress_bar = _progress_mod.progress_bar
 _progress = _progress_mod.progress_iter
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initialiser: end this worker when the sweep process dies (Linux), so that a killed
-    sweep (even SIGKILL) leaves no orphan still training and writing records behind it."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 #: Per-model cost of a stacked job grows about as ``n_embed + JOB_COST_OFFSET`` per step: measured
 #: on the 2-core machine, 12-model stacks of the single-task sweep (quick) trained in 92 s at
 #: d = 8 and 193 s at d = 32 — fixed per-step work dominates small widths (benchmarks/README.md).
@@ -463,24 +455,56 @@ def schedule_order(jobs: list[list[dict]]) -> list[int]:
 
 
 def _run_pool(jobs, root, device, threads, max_stack, workers, progress, force) -> None:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     order = schedule_order(jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
+    with worker_pool(workers) as ex:  # Ctrl-C kills the workers at once (workers.worker_pool)
         futs = [ex.submit(_group_job, root, jobs[i], device, threads, max_stack, force) for i in order]
         runs = {f: len(jobs[i]) for f, i in zip(futs, order)}
         for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()), weight=runs.get):
             f.result()
 
 
-def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progress, force) -> list[dict]:
+#: Seconds to wait for a Dask scheduler (``--connect-timeout``; ``$JOINTTASK_CONNECT_TIMEOUT``).
+CONNECT_TIMEOUT = 10.0
+
+
+class SchedulerUnreachable(ValueError):
+    """The Dask scheduler did not answer within the connect timeout."""
+
+
+def connect_timeout(value: float | None = None) -> float:
+    """The Dask connect timeout: ``value``, else ``$JOINTTASK_CONNECT_TIMEOUT``, else
+    :data:`CONNECT_TIMEOUT` seconds (a positive finite number)."""
+    if value is None:
+        env = os.environ.get("JOINTTASK_CONNECT_TIMEOUT", "")
+        if not env:
+            return CONNECT_TIMEOUT
+        try:
+            value = float(env)
+        except ValueError:
+            raise ValueError(f"'JOINTTASK_CONNECT_TIMEOUT' must be a number of seconds; got {env!r}") from None
+    return check_float("connect_timeout", value, lo=0.0, lo_open=True, hi=3600.0)
+
+
+def _connect(scheduler: str, timeout: float):
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnreachable(f"Dask scheduler {scheduler} did not answer within {timeout:g} s "
+                                   f"(--connect-timeout): {type(exc).__name__}") from None
+
+
+def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progress, force,
+              timeout: float | None = None) -> list[dict]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
+    futs = []
     if scheduler:
-        client = Client(scheduler)
+        client = _connect(scheduler, connect_timeout(timeout))
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
@@ -491,20 +515,49 @@ def _run_dask(jobs, root, device, threads, max_stack, scheduler, workers, progre
         futs = client.map(_group_job, [root] * n, jobs, [device] * n, [threads] * n, [max_stack] * n,
                           [force] * n, pure=False)
         runs = {f: len(job) for f, job in zip(futs, jobs)}
-        return [f.result() for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()),
-                                               weight=runs.get)]
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        reports = [f.result() for f in _progress(as_completed(futs), progress, "runs", sum(runs.values()),
+                                                  weight=runs.get)]
+    except BaseException:  # Ctrl-C included: stop now, do not wait for running jobs
+        _stop_dask(client, cluster, futs)
+        raise
+    client.close()
+    if cluster is not None:
+        cluster.close()
+    return reports
+
+
+def _stop_dask(client, cluster, futs) -> None:
+    """Stop a Dask computation at once: a ``LocalCluster``'s worker processes (children of this
+    process) are killed; on a remote scheduler the jobs are cancelled.  Errors of the shutdown
+    itself are swallowed (the interrupt or error that caused it is what gets reported)."""
+    import contextlib
+    import multiprocessing as mp
+
+    if cluster is not None:
+        for p in mp.active_children():
+            with contextlib.suppress(Exception):
+                p.kill()
+    else:
+        with contextlib.suppress(Exception):
+            client.cancel(futs, force=True)
+    with contextlib.suppress(BaseException):
+        client.close(timeout=1)
+    if cluster is not None:
+        with contextlib.suppress(BaseException):
+            cluster.close(timeout=1)
 
 
 def _clean_stale_temporaries(root) -> None:
-    """Remove temporary files a killed writer left behind (never a finished record)."""
+    """Remove temporary files whose writer is gone (never a finished record, never the temporary
+    file of a live writer: the writer's host and pid are in the name, see
+    :func:`jointtask_lib.paths.atomic_write`)."""
+    from .paths import temp_writer_gone
+
     base = Path(root) / "runs"
     if base.exists():
         for p in base.glob("*/.*.tmp"):
-            p.unlink(missing_ok=True)
+            if temp_writer_gone(p):
+                p.unlink(missing_ok=True)
 
 
 def _drop_checkpoints(root, keys: set[str]) -> None:
@@ -753,12 +806,14 @@ def summary_rows(records: list[dict]) -> list[tuple]:
 
     acc = defaultdict(list)
     meta = {}
+    diverged = defaultdict(int)
     for r in records:
         s = r["spec"]
         size = s["task"]["modulus"] if s["task"]["family"] == "listops" else s["task"]["perm_k"]
         key = ("+".join(s["task"]["ops"]), size, s["arch"]["n_embed"])
         acc[key].append(r["metrics"])
         meta[key] = r["n_params"]
+        diverged[key] += r.get("stop_reason") == "diverged"
     rows = []
     for key in sorted(acc, key=lambda k: (k[0], k[1], k[2])):
         ms = acc[key]
@@ -767,6 +822,8 @@ def summary_rows(records: list[dict]) -> list[tuple]:
             for op, v in m["per_op"].items():
                 per_op.setdefault(op, []).append(v["gen_acc"])
         cells = " ".join(f"{op}={sum(v) / len(v):.3f}" for op, v in per_op.items())
+        if diverged[key]:  # their accuracies are those of the diverged (NaN) models, in the means
+            cells += f"  ({diverged[key]} diverged)"
         rows.append((*key, meta[key], len(ms), cells))
     return rows
 
@@ -777,11 +834,27 @@ def _print_table(records: list[dict]) -> None:
         print(f"{mix:<16} {size:>4} {w:>6} {p:>8} {n:>5}  {cells}")
 
 
+def interrupt_note(a) -> str:
+    """What an interrupted ``sweep`` kept (the one line :func:`jointtask_lib.cli.main` prints)."""
+    root = Path(a.results)
+    n = len(list((root / "runs").glob("*/record.json"))) if (root / "runs").is_dir() else 0
+    m = len(list((root / "groups").glob("*/ckpt.pt"))) if (root / "groups").is_dir() else 0
+    return (f"workers stopped; kept {n} finished run record(s) in {a.results} and {m} stack "
+            "checkpoint(s); re-run the same command to resume")
+
+
 def cmd_sweep(a) -> int:
+    from .paths import check_input_file, check_output_dir
+
+    check_input_file("sweep", a.sweep, what="a sweep file (params/sweeps/*.yaml)")
+    check_output_dir("results", a.results)  # before anything is trained
+    timeout = connect_timeout(a.connect_timeout)
     sweep = load_sweep(a.sweep, a.preset)
     root = os.path.abspath(a.results)
+    if a.scheduler:  # fail within the timeout, before any run is trained here
+        _connect(a.scheduler, timeout).close()
     kw = dict(workers=a.workers, scheduler=a.scheduler, local_cluster=a.local_cluster, device=a.device,
-              threads=a.threads, force=a.force, progress=not a.no_progress)
+              threads=a.threads, force=a.force, progress=not a.no_progress, connect_timeout=timeout)
     if a.adaptive:
         before = {s.key() for s in sweep.specs} - {s.key() for s in pending(sweep, root)}
         print(f"sweep {sweep.name} ({sweep.preset}), adaptive widths within {list(sweep.widths)}: "
@@ -821,6 +894,9 @@ def register_cli(sub) -> None:
                         "themselves: the results root (made absolute here) must be on a filesystem "
                         "every worker shares at the same path; a missing record is an error")
     g.add_argument("--local-cluster", action="store_true", help="run on a Dask LocalCluster here")
+    p.add_argument("--connect-timeout", type=float, default=None,
+                   help=f"seconds to wait for the --scheduler before failing (default "
+                        f"$JOINTTASK_CONNECT_TIMEOUT or {CONNECT_TIMEOUT:g})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (default 1)")
     p.add_argument("--force", action="store_true",
@@ -833,4 +909,4 @@ def register_cli(sub) -> None:
                    help="operation whose transition --adaptive tracks in mixes that contain it "
                         "(default: each mix's first operation)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, on_interrupt=interrupt_note)

@@ -73,13 +73,12 @@ from .data import TaskData, Vocab, make_datasets, make_validation, max_example_l
 from .model import GPT, ModelConfig, count_params
 from .model import slice_state as _slice_state, stack_states as _stack_states
 from .tasks import TaskConfig
-from .validate import check_bool, check_choice, check_float, check_int
+from .validate import MAX_EXAMPLES, MAX_SEED, check_bool, check_choice, check_float, check_int  # noqa: F401 (MAX_EXAMPLES re-exported)
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 4 = the key also
 # holds the vocabulary and the context length (issue 13): adding an operation to a family's registry
 # changes every vocabulary of that family, hence every weight shape, and must not reuse old runs.
 RUN_FORMAT = 4
-MAX_EXAMPLES = 5_000_000  # per split: the tensors of a larger one would not fit a laptop's memory
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,7 +140,7 @@ class TrainConfig:
         check_choice("loss_on", self.loss_on, ("after_eq", "full"))
         for f in ("n_train", "n_test", "data_seed"):
             if getattr(self, f) is not None:
-                hi = MAX_EXAMPLES if f != "data_seed" else None
+                hi = MAX_EXAMPLES if f != "data_seed" else MAX_SEED
                 check_int(f, getattr(self, f), lo=0 if f != "n_train" else 1, hi=hi)
         check_int("eval_every", self.eval_every, lo=1)
         check_int("eval_size", self.eval_size, lo=1)
@@ -179,7 +178,7 @@ class RunSpec:
     init: "RunSpec | None" = None
 
     def __post_init__(self):
-        check_int("seed", self.seed, lo=0)
+        check_int("seed", self.seed, lo=0, hi=MAX_SEED)
         if self.init is not None:
             if not isinstance(self.init, RunSpec):
                 raise ValueError(f"'init' must be a RunSpec or None; got {type(self.init).__name__}")
@@ -499,6 +498,11 @@ class RunResult:
     train_seconds: float
 
 
+#: ``stop_reason`` of a run whose training loss became NaN or infinite: it stops at that step and
+#: its record says so (never "budget"/"converged"); tables show it as diverged.
+DIVERGED = "diverged"
+
+
 def chance_level(data: TaskData, limit: int | None = None) -> float:
     """Accuracy of the best constant guess: the frequency of the most common answer among the
     first ``limit`` examples of ``data`` (all of them by default)."""
@@ -634,6 +638,16 @@ def train_stack(
         loss_n += 1
         if bar is not None:
             bar.update(1)
+        if not bool(torch.isfinite(losses.detach()).all()):  # diverged: stop those runs, say so
+            bad = [(j, i) for j, i in enumerate(active) if not math.isfinite(float(losses[j].detach()))]
+            for j, i in bad:
+                finished[i], stop_reason[i], steps_done[i] = _slice_state(model, j), DIVERGED, step + 1
+            keep = [j for j, i in enumerate(active) if (j, i) not in bad]
+            active = [active[j] for j in keep]
+            if active:
+                _select(model, opt, torch.tensor(keep, dtype=torch.long))
+            else:
+                break
 
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             res = evaluate_stack(model, [eval_sets[i] for i in active], vocab, max_len,

@@ -7,8 +7,20 @@ allowed.  These helpers keep those messages uniform.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
+
+#: Largest integer any parameter may take when no smaller bound is given: a value that does not fit
+#: in 64 bits would fail deep inside torch or numpy ("Overflow when unpacking long long") without
+#: naming the field.
+MAX_INT = 2**63 - 1
+#: Largest seed (numpy and torch generators take 32-bit seeds; the trainer derives batch-stream
+#: seeds from it, which must still fit in 64 bits).
+MAX_SEED = 2**32 - 1
+#: Largest number of examples in one split: the tensors of a larger one would not fit a laptop's
+#: memory, and generating it would take hours.
+MAX_EXAMPLES = 5_000_000
 
 
 def _where(field: str, where: str | None) -> str:
@@ -33,9 +45,14 @@ def check_int(
     hi: int | None = None,
     where: str | None = None,
 ) -> int:
-    """Return ``value`` if it is an int in ``[lo, hi]`` (bools are rejected)."""
+    """Return ``value`` if it is an int in ``[lo, hi]`` (bools are rejected).  Without ``hi`` the
+    bound is :data:`MAX_INT` (a 64-bit integer), so an overflow is reported naming the field."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{_where(field, where)}'{field}' must be an integer; got {value!r}")
+    if hi is None and value > MAX_INT:
+        hi = MAX_INT
+    if lo is None and value < -MAX_INT:
+        lo = -MAX_INT
     if lo is not None and value < lo or hi is not None and value > hi:
         raise ValueError(f"{_where(field, where)}'{field}' must be {_range(lo, hi)}; got {value}")
     return value
@@ -51,10 +68,16 @@ def check_float(
     hi_open: bool = False,
     where: str | None = None,
 ) -> float:
-    """Return ``float(value)`` if it is a real number in the given range."""
+    """Return ``float(value)`` if it is a finite real number in the given range (NaN and
+    infinities are always rejected: an infinite learning rate or weight trains NaN weights)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{_where(field, where)}'{field}' must be a number; got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise ValueError(f"{_where(field, where)}'{field}' must be a finite number; got {value!r}")
     bad = (
         v != v
         or (lo is not None and (v <= lo if lo_open else v < lo))

@@ -20,7 +20,7 @@ from jointtask_lib.paper_b.section import (
     verdict_convergence, verdict_data_efficiency, verdict_forgetting, verdict_least_squares, verdict_masking,
 )
 from jointtask_lib.model import Probe
-from jointtask_lib.runs import CorruptRecord, run_dir
+from jointtask_lib.runs import CorruptRecord, record_checksum, run_dir
 from jointtask_lib.tasks.functions import sample_prompts
 
 torch.set_num_threads(1)
@@ -411,6 +411,10 @@ def test_corrupt_icl_record_is_reported(tmp_path):
     p = run_dir(icl_train.icl_root(tmp_path), spec) / "record.json"
     rec = json.loads(p.read_text())
     del rec["curves"]
+    p.write_text(json.dumps(rec))
+    with pytest.raises(CorruptRecord, match="checksum"):  # edited after it was written
+        load_icl_record(tmp_path, spec)
+    rec["checksum"] = record_checksum(rec)  # an edit that recomputed the checksum: still incomplete
     p.write_text(json.dumps(rec))
     with pytest.raises(CorruptRecord, match="curves"):
         load_icl_record(tmp_path, spec)

@@ -243,7 +243,7 @@ def params_with_sweeps(tmp_params):
         ("09_icl_function_classes", {"preset": "huge"}, "parameter 'preset' must be one of smoke, quick, paper"),
         ("09_icl_function_classes", {"seeds": []}, "parameter 'seeds' must be a non-empty list; got []"),
         ("09_icl_function_classes", {"other_seeds": [0, -2]},
-         "parameter 'other_seeds' must be a non-empty list; item 1 must be an integer >= 0; got -2"),
+         "parameter 'other_seeds' must be a non-empty list; item 1 must be an integer from 0 to 4294967295; got -2"),
         ("09_icl_function_classes", {"lr": 0.0}, "parameter 'lr' must be in (0.0, inf]; got 0.0"),
     ],
 )

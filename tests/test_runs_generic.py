@@ -10,7 +10,7 @@ import torch
 
 from jointtask_lib import runs
 from jointtask_lib.runs import (
-    LISTOPS, CorruptRecord, RunKind, atomic_write_json, group_checkpoint, group_specs, load_record,
+    LISTOPS, CorruptRecord, RunKind, group_checkpoint, group_specs, load_record, write_record,
     resume_stack_checkpoint, run_dir, save_stack_checkpoint, split_for_workers, train_or_load,
 )
 from jointtask_lib.train import StackedAdamW
@@ -53,8 +53,7 @@ def _toy_stack(root, specs, *, device, progress, checkpoint_path, checkpoint_eve
 def _toy_save(root, res, device):
     spec, value, ck = res
     rec = {"key": spec.key(), "result": value, "checkpoint": ck, "device": device}
-    atomic_write_json(rec, run_dir(root, spec) / "record.json")
-    return rec
+    return write_record(rec, run_dir(root, spec) / "record.json")
 
 
 TOY = RunKind(name="toy", train_stack=_toy_stack, save_result=_toy_save, required=("result",),

@@ -63,7 +63,7 @@ from . import icl
 from .. import runs as run_cache
 from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
 from ..runs import (
-    RunKind, atomic_torch_save, atomic_write_json, environment_info, resume_stack_checkpoint, run_dir,
+    RunKind, atomic_torch_save, atomic_write_json, environment_info, resume_stack_checkpoint, run_dir, write_record,
     save_stack_checkpoint,
 )
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
@@ -408,12 +408,13 @@ def _save_icl_record(root, res: ICLRunResult, device: str) -> dict:
                              for t in range(len(spec.tasks))},
         "snapshots": res.snapshots,
         "train_seconds": res.train_seconds,
+        # A non-finite training loss: the record says so (the stack is not stopped early).
+        "stop_reason": "budget" if np.isfinite(res.loss_log).all() else "diverged",
         "stack": res.stack,
         "env": environment_info(device),
         "evals": {},
     }
-    atomic_write_json(record, d / "record.json")
-    return record
+    return write_record(record, d / "record.json")
 
 
 def _icl_stack(root, specs, *, device, progress, checkpoint_path, checkpoint_every):
@@ -679,7 +680,7 @@ def evaluate_or_load(results, specs: list[ICLRunSpec], ecfg: ICLEvalConfig = ICL
             rec = load_icl_record(results, s)
             ev = json.loads(json.dumps(ev))  # exactly what a later call reads back
             rec.setdefault("evals", {})[ek] = ev
-            atomic_write_json(rec, run_dir(icl_root(results), s.key()) / "record.json")
+            write_record(rec, run_dir(icl_root(results), s.key()) / "record.json")  # new checksum
             out[s.key()] = ev
     return [out[s.key()] for s in specs]
 
