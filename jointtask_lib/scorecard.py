@@ -579,6 +579,9 @@ def report_folder(results, label: str = "") -> tuple[Path, str]:
     from .paths import MANIFEST, check_label, results_dir
 
     base = results_dir(results)
+    if not base.is_dir():
+        raise ValueError(f"'results': {base} is not a results folder (it does not exist or is a file); "
+                         "run the notebooks first (make reproduce)")
     if label:
         folder = base / check_label(label)
         if not (folder / "claims").is_dir():
