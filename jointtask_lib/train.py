@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import TaskData, Vocab, make_datasets, make_validation, max_example_length
+from .fast_step import FastStep
 from .model import GPT, ModelConfig, count_params
 from .tasks import TaskConfig
 from .validate import check_bool, check_choice, check_float, check_int
@@ -123,6 +124,7 @@ class TrainConfig:
     min_frac: float = 0.5
     patience_frac: float = 0.3
     chance_margin: float = 0.05
+    step: str = "fast"  # "fast": jointtask_lib.fast_step; "reference": autograd + StackedAdamW
 
     def __post_init__(self):
         check_int("steps", self.steps, lo=1)
@@ -146,6 +148,7 @@ class TrainConfig:
         check_float("min_frac", self.min_frac, lo=0.0, hi=1.0)
         check_float("patience_frac", self.patience_frac, lo=0.0, hi=1.0, lo_open=True)
         check_float("chance_margin", self.chance_margin, lo=0.0, hi=1.0)
+        check_choice("step", self.step, ("fast", "reference"))
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -571,8 +574,12 @@ def train_stack(
                     if st is not None:
                         p[i].copy_(st[name][0])
     model = model.to(dev)
-    opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                       weight_decay=cfg.weight_decay)
+    if cfg.step == "fast":
+        opt = FastStep(model, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                       grad_clip=cfg.grad_clip)
+    else:
+        opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           weight_decay=cfg.weight_decay)
     gens = _batch_generators(specs)
     active = list(range(m_all))
     finished: dict[int, dict] = {}
@@ -616,12 +623,16 @@ def train_stack(
             break
         rows = [torch.randint(len(trains[i]), (cfg.batch_size,), generator=gens[i]) for i in active]
         batch = _stack_rows([trains[i] for i in active], rows, dev)
-        losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-        for p in model.parameters():
-            p.grad = None
-        losses.sum().backward()
-        clip_per_model(opt.params, cfg.grad_clip)
-        opt.step(lr_at(step, cfg))
+        if cfg.step == "fast":
+            mask = target_mask(batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+            losses = opt.train_step(batch["tokens"], mask, lr_at(step, cfg))
+        else:
+            losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+            for p in model.parameters():
+                p.grad = None
+            losses.sum().backward()
+            clip_per_model(opt.params, cfg.grad_clip)
+            opt.step(lr_at(step, cfg))
         loss_sum[active] += losses.detach().cpu()
         loss_n += 1
         if bar is not None:
@@ -686,7 +697,7 @@ def _stack_states(states: list[dict]) -> dict:
     return {k: torch.cat([s[k] for s in states]) for k in states[0]}
 
 
-def _select(model: GPT, opt: StackedAdamW, keep: torch.Tensor) -> None:
+def _select(model: GPT, opt: "StackedAdamW | FastStep", keep: torch.Tensor) -> None:
     """Keep only the models ``keep`` of the stack (parameters and optimiser state)."""
     with torch.no_grad():
         for mod in model.modules():
