@@ -17,6 +17,13 @@ model alone).  Each model keeps its own data, its own initialisation seed and it
 mini-batches.  A model that has finished (see *early stopping*) is removed from the stack, so it
 stops costing compute.
 
+* The step (``TrainConfig.step``): ``"fast"`` (default) computes the loss and its gradients by
+  hand and updates one flat parameter buffer (:mod:`jointtask_lib.fast_step`); ``"reference"`` is
+  autograd on :class:`~jointtask_lib.model.GPT` + :func:`clip_per_model` + :class:`StackedAdamW`.
+  Both compute the same function (tests: gradients equal to 1e-12 in float64); they differ by
+  float rounding, which grows over thousands of steps (final accuracies then differ by about as
+  much as between seeds: tests/test_fast_step.py), so the
+  choice is part of the run's key (a cached run is only reused by the step that trained it).
 * Loss: next-token cross-entropy on the tokens after the first ``=`` (the CoT and the answer and
   ``e``; ``loss_on="full"`` trains on the whole sequence).
 * Optimiser: AdamW, linear warm-up then cosine decay to ``min_lr_frac * lr``.
