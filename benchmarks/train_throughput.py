@@ -274,6 +274,7 @@ def step_compare(variant: str, widths, reps: int, m_override: int | None, log) -
     CPU time (``time.process_time``; on a shared machine wall time also counts waiting for a core)
     and, for reference, per wall second.
     """
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     trainers, cells = {}, []
@@ -336,6 +337,7 @@ def step_compare(variant: str, widths, reps: int, m_override: int | None, log) -
         for k in ("fast", "reference", "single"):
             row[f"share_of_matmul_peak_{k}"] = round(row[k]["gflops_per_cpu_s"] / peak_cpu, 3)
         table.append(row)
+    torch.set_num_threads(threads_before)
     small = [r for r in table if r["d"] <= 32]
     goals = {
         "fast_ge_2x_reference_step_at_d_le_32": all(r["ratio_fast_vs_reference_step"] >= 2 for r in small),
