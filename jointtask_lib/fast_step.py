@@ -27,6 +27,15 @@ the loss is a sum of per-model means), per-model gradient clipping, weight decay
 dropping finished models (:meth:`FastStep.keep`), and the optimiser state in the same format as
 ``StackedAdamW.state()`` so checkpoints are interchangeable between the two steps.
 
+Paper B's trainer (``icl_train.train_icl_stack``) does not use this step yet.  Its model is the
+same :class:`~jointtask_lib.model.Backbone` between a linear read-in of interleaved ``(x, y)``
+tokens and a linear read-out, with a mean-squared error: :func:`backbone_forward` /
+:func:`backbone_backward` are written for any model on the backbone (parameter names under
+``backbone.``), and :class:`FastStep`'s flat buffer, clipping and AdamW do not depend on the
+model; what is missing is the read-in / read-out / MSE part (the counterpart of the embedding,
+head and cross-entropy in :func:`loss_and_grads`), a way to hand :class:`FastStep` that loss,
+and the ``head_mask`` of the analysis (not used in training), plus the same tests.
+
 Correctness is tested in ``tests/test_fast_step.py``: ``torch.autograd.gradcheck`` of
 :class:`FusedLoss` in float64, agreement with autograd on the reference model (float64: 1e-10;
 float32 on real batches of the quick configuration: see the test), identical training curves for
@@ -89,38 +98,22 @@ def _acc_mm(grads: dict, name: str, a: torch.Tensor, b: torch.Tensor) -> None:
         cur.baddbmm_(a, b)
 
 
-def loss_and_grads(cfg: ModelConfig, p: dict, inp: torch.Tensor, targets: torch.Tensor,
-                   mask: torch.Tensor, need_grads: bool = True):
-    """Per-model mean loss ``[M]`` and the gradients of its *sum* with respect to every parameter.
-
-    ``p`` maps the names of :class:`~jointtask_lib.model.GPT`'s parameters to tensors; ``inp`` and
-    ``targets`` are ``[M, B, T]`` token ids (the inputs ``tokens[..., :-1]`` and next tokens
-    ``tokens[..., 1:]``), ``mask`` ``[M, B, T]`` says which targets count (bool or float).  The
-    loss of model i is ``sum(mask_i * nll_i) / max(1, sum(mask_i))``, as in
-    :func:`jointtask_lib.train.per_model_loss`.  Returns ``(losses, grads)`` with ``grads`` a
-    dict of the same names and shapes as ``p`` (``None`` when ``need_grads`` is false).  Call it
-    without autograd recording (``torch.no_grad``).
-    """
-    m, b, t = inp.shape
-    if t > cfg.block_size:
-        raise ValueError(f"sequence length {t} exceeds 'block_size' = {cfg.block_size}")
-    d, v, nh = cfg.n_embed, cfg.vocab_size, cfg.n_heads
+def backbone_forward(cfg: ModelConfig, p: dict, x: torch.Tensor, b: int, t: int, need_grads: bool = True,
+                     prefix: str = "backbone."):
+    """:class:`~jointtask_lib.model.Backbone` (blocks applied ``recurrence`` times, then the final
+    LayerNorm) on the residual stream ``x`` ``[M, B*T, d]``.  Returns ``(out, tape)``; ``tape`` is
+    what :func:`backbone_backward` needs (``None`` when ``need_grads`` is false).  Shared by every
+    model built on the backbone (paper A's GPT here; paper B's in-context model could use it)."""
+    m, n, d = x.shape
+    nh = cfg.n_heads
     dh = d // nh
-    n = b * t
     mb = m * b
     scale = 1.0 / math.sqrt(dh)
-    wte = p["wte"]
-    dtype, dev = wte.dtype, wte.device
-    causal = _causal_mask(t, dtype, dev)
-
-    # ---- forward --------------------------------------------------------------------------
-    flat_idx = (inp + torch.arange(m, device=dev).view(m, 1, 1) * v).reshape(-1)
-    x = torch.index_select(wte.reshape(m * v, d), 0, flat_idx).view(m, b, t, d)
-    x = x.add_(p["wpe"][:, None, :t, :]).view(m, n, d)
+    causal = _causal_mask(t, x.dtype, x.device)
     saved = []
     for _ in range(cfg.recurrence):
         for layer in range(cfg.n_layers):
-            pre = f"backbone.blocks.{layer}."
+            pre = f"{prefix}blocks.{layer}."
             x0 = x
             a1, xh1, mu1, rs1 = _ln_fwd(x0, p[pre + "ln1.weight"], p[pre + "ln1.bias"], d)
             qkv = torch.bmm(a1, p[pre + "attn.qkv.weight"])  # [M, N, 3d]
@@ -144,31 +137,24 @@ def loss_and_grads(cfg: ModelConfig, p: dict, inp: torch.Tensor, targets: torch.
             x = torch.baddbmm(x1, hact, p[pre + "mlp.proj.weight"]).add_(p[pre + "mlp.proj.bias"].unsqueeze(1))
             if need_grads:
                 saved.append((pre, x0, a1, xh1, mu1, rs1, q, k, vv, att, y, x1, a2, xh2, mu2, rs2, hpre, hact))
-    xf, xhf, muf, rsf = _ln_fwd(x, p["backbone.ln_f.weight"], p["backbone.ln_f.bias"], d)
-    tied = "head" not in p or p["head"] is None
-    head = wte.transpose(1, 2) if tied else p["head"]  # [M, d, V]
-    logits = torch.bmm(xf, head)  # [M, N, V]
-    logp = torch.log_softmax(logits, -1)
-    tgt = targets.reshape(m, n, 1)
-    maskf = mask.reshape(m, n).to(dtype)
-    count = maskf.sum(1).clamp_min(1)
-    nll = logp.gather(-1, tgt).squeeze(-1).neg_()
-    losses = (nll * maskf).sum(1) / count
-    if not need_grads:
-        return losses, None
+    xf, xhf, muf, rsf = _ln_fwd(x, p[prefix + "ln_f.weight"], p[prefix + "ln_f.bias"], d)
+    tape = (saved, x, xhf, muf, rsf, b, t) if need_grads else None
+    return xf, tape
 
-    # ---- backward -------------------------------------------------------------------------
-    grads: dict = {}
-    w = (maskf / count.unsqueeze(1)).unsqueeze(-1)  # [M, N, 1]: d(sum of losses)/d(nll)
-    dlogits = logp.exp_().mul_(w)
-    dlogits.scatter_add_(-1, tgt, -w)
-    if tied:
-        grads["wte"] = torch.bmm(dlogits.transpose(1, 2), xf)  # [M, V, d]
-    else:
-        grads["head"] = torch.bmm(xf.transpose(1, 2), dlogits)
-    dxf = torch.bmm(dlogits, head.transpose(1, 2))
-    dx, grads["backbone.ln_f.weight"], grads["backbone.ln_f.bias"] = _ln_bwd(
-        dxf, x, xhf, muf, rsf, p["backbone.ln_f.weight"], d)
+
+def backbone_backward(cfg: ModelConfig, p: dict, tape, dout: torch.Tensor, grads: dict,
+                      prefix: str = "backbone.") -> torch.Tensor:
+    """Backward of :func:`backbone_forward`: adds the backbone's parameter gradients to ``grads``
+    (by name) and returns the gradient of the input stream ``[M, B*T, d]``."""
+    saved, x, xhf, muf, rsf, b, t = tape
+    m, n, d = x.shape
+    nh = cfg.n_heads
+    dh = d // nh
+    mb = m * b
+    scale = 1.0 / math.sqrt(dh)
+    dx, dw, db = _ln_bwd(dout, x, xhf, muf, rsf, p[prefix + "ln_f.weight"], d)
+    _acc(grads, prefix + "ln_f.weight", dw)
+    _acc(grads, prefix + "ln_f.bias", db)
     for (pre, x0, a1, xh1, mu1, rs1, q, k, vv, att, y, x1, a2, xh2, mu2, rs2, hpre, hact) in reversed(saved):
         # MLP: x = x1 + gelu(ln2(x1) @ Wfc + bfc) @ Wp + bp
         _acc_mm(grads, pre + "mlp.proj.weight", hact.transpose(1, 2), dx)
@@ -191,7 +177,7 @@ def loss_and_grads(cfg: ModelConfig, p: dict, inp: torch.Tensor, targets: torch.
             dy = dy.view(mb, t, nh, dh).transpose(1, 2).reshape(mb * nh, t, dh)
         datt = torch.bmm(dy, vv.transpose(1, 2))
         dv = torch.bmm(att.transpose(1, 2), dy)
-        ds = aten._softmax_backward_data(datt, att, -1, dtype).mul_(scale)
+        ds = aten._softmax_backward_data(datt, att, -1, x.dtype).mul_(scale)
         dq = torch.bmm(ds, k)
         dk = torch.bmm(ds.transpose(1, 2), q)
         if nh == 1:
@@ -204,6 +190,56 @@ def loss_and_grads(cfg: ModelConfig, p: dict, inp: torch.Tensor, targets: torch.
         _acc(grads, pre + "ln1.weight", dw)
         _acc(grads, pre + "ln1.bias", db)
         dx = dln.add_(dx1)
+    return dx
+
+
+def loss_and_grads(cfg: ModelConfig, p: dict, inp: torch.Tensor, targets: torch.Tensor,
+                   mask: torch.Tensor, need_grads: bool = True):
+    """Per-model mean loss ``[M]`` and the gradients of its *sum* with respect to every parameter.
+
+    ``p`` maps the names of :class:`~jointtask_lib.model.GPT`'s parameters to tensors; ``inp`` and
+    ``targets`` are ``[M, B, T]`` token ids (the inputs ``tokens[..., :-1]`` and next tokens
+    ``tokens[..., 1:]``), ``mask`` ``[M, B, T]`` says which targets count (bool or float).  The
+    loss of model i is ``sum(mask_i * nll_i) / max(1, sum(mask_i))``, as in
+    :func:`jointtask_lib.train.per_model_loss`.  Returns ``(losses, grads)`` with ``grads`` a
+    dict of the same names and shapes as ``p`` (``None`` when ``need_grads`` is false).  Call it
+    without autograd recording (``torch.no_grad``).
+    """
+    m, b, t = inp.shape
+    if t > cfg.block_size:
+        raise ValueError(f"sequence length {t} exceeds 'block_size' = {cfg.block_size}")
+    d, v = cfg.n_embed, cfg.vocab_size
+    n = b * t
+    wte = p["wte"]
+    dtype, dev = wte.dtype, wte.device
+
+    # ---- forward --------------------------------------------------------------------------
+    flat_idx = (inp + torch.arange(m, device=dev).view(m, 1, 1) * v).reshape(-1)
+    x = torch.index_select(wte.reshape(m * v, d), 0, flat_idx).view(m, b, t, d)
+    x = x.add_(p["wpe"][:, None, :t, :]).view(m, n, d)
+    xf, tape = backbone_forward(cfg, p, x, b, t, need_grads)
+    tied = "head" not in p or p["head"] is None
+    head = wte.transpose(1, 2) if tied else p["head"]  # [M, d, V]
+    logits = torch.bmm(xf, head)  # [M, N, V]
+    logp = torch.log_softmax(logits, -1)
+    tgt = targets.reshape(m, n, 1)
+    maskf = mask.reshape(m, n).to(dtype)
+    count = maskf.sum(1).clamp_min(1)
+    nll = logp.gather(-1, tgt).squeeze(-1).neg_()
+    losses = (nll * maskf).sum(1) / count
+    if not need_grads:
+        return losses, None
+
+    # ---- backward -------------------------------------------------------------------------
+    grads: dict = {}
+    w = (maskf / count.unsqueeze(1)).unsqueeze(-1)  # [M, N, 1]: d(sum of losses)/d(nll)
+    dlogits = logp.exp_().mul_(w)
+    dlogits.scatter_add_(-1, tgt, -w)
+    if tied:
+        grads["wte"] = torch.bmm(dlogits.transpose(1, 2), xf)  # [M, V, d]
+    else:
+        grads["head"] = torch.bmm(xf.transpose(1, 2), dlogits)
+    dx = backbone_backward(cfg, p, tape, torch.bmm(dlogits, head.transpose(1, 2)), grads)
     # embeddings: x = wte[idx] + wpe[:T]
     dwte = grads.get("wte")
     if dwte is None:
