@@ -56,13 +56,15 @@ if ROOT not in sys.path:
 
 import torch  # noqa: E402
 
+from jointtask_lib.fast_step import FastStep  # noqa: E402
 from jointtask_lib.model import GPT  # noqa: E402
 from jointtask_lib.tasks import TaskConfig  # noqa: E402
 from jointtask_lib.train import (  # noqa: E402
-    Arch, RunSpec, StackedAdamW, TrainConfig, _stack_rows, clip_per_model, per_model_loss,
+    Arch, RunSpec, StackedAdamW, TrainConfig, _stack_rows, clip_per_model, per_model_loss, target_mask,
 )
 
-VARIANTS = {"long": dict(depth=3, max_args=3), "short": dict(depth=2, max_args=3)}
+VARIANTS = {"long": dict(depth=3, max_args=3), "short": dict(depth=2, max_args=3),
+            "quick": dict(depth=2, min_args=2, max_args=2)}  # quick: the sweeps' quick preset
 OPS = ("ADD", "MAX", "MED")
 BATCH = 32
 LR = 1e-3
@@ -78,8 +80,10 @@ MIN_MODEL_STEPS = 8  # and at least this many model-steps (e.g. 8 single-model s
 class Trainer:
     """M stacked models (``mode='stack'``) or their torch.func/vmap equivalent (``mode='vmap'``)."""
 
-    def __init__(self, variant: str, d: int, m: int, mode: str = "stack", seed0: int = 0, compile: bool = False):
+    def __init__(self, variant: str, d: int, m: int, mode: str = "stack", seed0: int = 0, compile: bool = False,
+                 step: str = "reference"):
         task = TaskConfig(ops=OPS, modulus=10, **VARIANTS[variant])
+        self.step_kind = step
         self.spec = RunSpec(task=task, arch=Arch(n_embed=d), train=TrainConfig(batch_size=BATCH, n_train=4000))
         self.train, _ = self.spec.data()
         self.cfg = self.spec.model_config()
@@ -89,8 +93,12 @@ class Trainer:
         self.gens = [torch.Generator().manual_seed(seed0 + i) for i in range(m)]
         if mode == "stack":
             self.model = GPT(self.cfg, m, seeds=list(range(seed0, seed0 + m)))
-            params = list(self.model.parameters())
-            self.opt = StackedAdamW(params, lr=LR, weight_decay=0.1)
+            if step == "fast":
+                self.opt = FastStep(self.model, lr=LR, weight_decay=0.1, grad_clip=1.0)
+                params = self.opt.params
+            else:
+                params = list(self.model.parameters())
+                self.opt = StackedAdamW(params, lr=LR, weight_decay=0.1)
         else:
             from torch.func import functional_call, stack_module_state
 
@@ -137,6 +145,10 @@ class Trainer:
     def step(self) -> int:
         rows = [torch.randint(len(self.train), (BATCH,), generator=g) for g in self.gens]
         batch = _stack_rows([self.train] * self.m, rows, "cpu")
+        if self.step_kind == "fast":  # exactly train_stack's fast branch
+            mask = target_mask(batch["tokens"], batch["prompt_len"], self.pad, "after_eq")
+            self.opt.train_step(batch["tokens"], mask, LR)
+            return batch["tokens"].shape[-1] - 1
         losses = self._loss(batch["tokens"], batch["prompt_len"])
         for p in self.params_list:
             p.grad = None
@@ -158,11 +170,11 @@ class Trainer:
         for i, g in enumerate(self.gens):
             g.manual_seed(self.seed0 + i)
         ts = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             ts.append(self.step())
-        dt = time.perf_counter() - t0
-        return {"s": dt, "model_steps": n * self.m, "tokens": sum(BATCH * t for t in ts) * self.m,
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        return {"s": dt, "cpu_s": dc, "model_steps": n * self.m, "tokens": sum(BATCH * t for t in ts) * self.m,
                 "flops": sum(self.flops_per_model_step(t) for t in ts) * self.m}
 
 
@@ -237,6 +249,124 @@ def _median_rates(samples: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rates) for k in rates[0]} | {"n_samples": len(rates)}
 
 
+
+# ------------------------------------------------------------------------------------------------
+# The fast step (jointtask_lib.fast_step) vs today's (reference) step vs one model alone
+# ------------------------------------------------------------------------------------------------
+
+STEP_WIDTHS = (8, 12, 16, 24, 32, 48, 64)
+
+
+def sweep_stack_size(d: int) -> int:
+    """The stack size a sweep uses at width d (``cli_train.AUTO_MAX_STACK``: 8 up to d=32, then 2)."""
+    from jointtask_lib.cli_train import auto_max_stack
+
+    return auto_max_stack(d)
+
+
+def step_compare(variant: str, widths, reps: int, m_override: int | None, log) -> dict:
+    """Interleaved timings, 1 torch thread, per width d: ``fast`` = a stack of M trained with
+    :class:`~jointtask_lib.fast_step.FastStep`, ``reference`` = the same stack with today's step
+    (autograd + ``clip_per_model`` + ``StackedAdamW``), ``single`` = one model alone with today's
+    step, ``fast_single`` = one model alone with the fast step.  Every cell replays the same
+    batches in every repetition; the order of the cells is shuffled per repetition, so load from
+    other processes hits every cell alike.  Rates are model-steps per second of this process's
+    CPU time (``time.process_time``; on a shared machine wall time also counts waiting for a core)
+    and, for reference, per wall second.
+    """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    trainers, cells = {}, []
+    for d in widths:
+        m = m_override or sweep_stack_size(d)
+        trainers[("fast", d)] = Trainer(variant, d, m, step="fast")
+        trainers[("reference", d)] = Trainer(variant, d, m, step="reference")
+        trainers[("single", d)] = Trainer(variant, d, 1, step="reference")
+        trainers[("fast_single", d)] = Trainer(variant, d, 1, step="fast")
+        cells += [(k, d) for k in ("fast", "reference", "single", "fast_single")]
+    n_steps = {}
+    for key, tr in trainers.items():
+        tr.run(1)
+        r = tr.run(2)
+        n_steps[key] = max(-(-MIN_MODEL_STEPS // tr.m), round(TARGET_S / max(r["cpu_s"] / 2, 1e-4)))
+    log(f"step-compare setup {time.perf_counter() - t_start:.1f}s; {len(cells)} cells x {reps} reps")
+    samples: dict = {}
+    peaks = []
+    for rep in range(reps):
+        order = list(cells) + [("peak", None)]
+        random.Random(1000 + rep).shuffle(order)
+        for key in order:
+            if key[0] == "peak":
+                t0 = time.process_time()
+                g = matmul_gflops(1024)
+                peaks.append({"gflops_wall": g, "cpu_s": time.process_time() - t0})
+                continue
+            samples.setdefault(key, []).append(trainers[key].run(n_steps[key]))
+        log(f"rep {rep + 1}/{reps} done at {time.perf_counter() - t_start:.0f}s")
+    # peak per CPU second: the matmul's FLOPs over its CPU time (same clock as the cells)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    c0 = time.process_time()
+    for _ in range(5):
+        a @ b
+    peak_cpu = statistics.median([5 * 2 * 1024**3 / (time.process_time() - c0) / 1e9] +
+                                 [3 * 2 * 1024**3 / p["cpu_s"] / 1e9 for p in peaks])
+
+    def rates(key):
+        ss = samples[key]
+        return {"model_steps_per_cpu_s": statistics.median(s["model_steps"] / s["cpu_s"] for s in ss),
+                "model_steps_per_wall_s": statistics.median(s["model_steps"] / s["s"] for s in ss),
+                "gflops_per_cpu_s": statistics.median(s["flops"] / s["cpu_s"] / 1e9 for s in ss),
+                "tokens_per_model_step": samples[key][0]["tokens"] / samples[key][0]["model_steps"],
+                "n_samples": len(ss)}
+
+    table = []
+    for d in widths:
+        row = {"variant": variant, "d": d, "M": trainers[("fast", d)].m,
+               "block_size": trainers[("fast", d)].cfg.block_size}
+        for k in ("fast", "reference", "single", "fast_single"):
+            row[k] = {x: round(y, 3) for x, y in rates((k, d)).items()}
+        f, r, s1 = (row[k]["model_steps_per_cpu_s"] for k in ("fast", "reference", "single"))
+        row["ratio_fast_vs_reference_step"] = round(f / r, 3)
+        row["ratio_fast_vs_single"] = round(f / s1, 3)
+        row["ratio_reference_vs_single"] = round(r / s1, 3)
+        row["ratio_fast_single_vs_single"] = round(row["fast_single"]["model_steps_per_cpu_s"] / s1, 3)
+        fw, rw, sw = (row[k]["model_steps_per_wall_s"] for k in ("fast", "reference", "single"))
+        row["wall_ratio_fast_vs_reference_step"] = round(fw / rw, 3)
+        row["wall_ratio_fast_vs_single"] = round(fw / sw, 3)
+        for k in ("fast", "reference", "single"):
+            row[f"share_of_matmul_peak_{k}"] = round(row[k]["gflops_per_cpu_s"] / peak_cpu, 3)
+        table.append(row)
+    torch.set_num_threads(threads_before)
+    small = [r for r in table if r["d"] <= 32]
+    goals = {
+        "fast_ge_2x_reference_step_at_d_le_32": all(r["ratio_fast_vs_reference_step"] >= 2 for r in small),
+        "fast_ge_3x_single_at_d_le_32": all(r["ratio_fast_vs_single"] >= 3 for r in small),
+        "fast_never_slower_than_reference_step": all(r["ratio_fast_vs_reference_step"] >= 1 for r in table),
+        "fast_never_slower_than_single": all(r["ratio_fast_vs_single"] >= 1 for r in table),
+    }
+    return {"env": {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "machine": platform.machine(), "torch_threads": 1, "load_avg_end": os.getloadavg()},
+            "settings": {"batch": BATCH, "ops": OPS, "modulus": 10, "variant": variant,
+                         "variant_task": VARIANTS[variant], "reps": reps, "timing": "process_time",
+                         "stack_sizes": "cli_train.auto_max_stack (8 up to d=32, 2 above)" if not m_override
+                         else m_override},
+            "peak_gflops_per_cpu_s_1t": round(peak_cpu, 1), "table": table, "goals": goals,
+            "wall_seconds": round(time.perf_counter() - t_start, 1)}
+
+
+def _step_summary(out: dict) -> str:
+    lines = [f"matmul peak {out['peak_gflops_per_cpu_s_1t']} GFLOP/CPU-s (1 thread)",
+             "  d   M   fast  reference  single   fast/ref  fast/single  ref/single  peak share fast/ref/single"]
+    for r in out["table"]:
+        lines.append(f"{r['d']:3} {r['M']:3} {r['fast']['model_steps_per_cpu_s']:6.1f} {r['reference']['model_steps_per_cpu_s']:9.1f}"
+                     f" {r['single']['model_steps_per_cpu_s']:7.1f}   {r['ratio_fast_vs_reference_step']:6.2f}"
+                     f"   {r['ratio_fast_vs_single']:8.2f}   {r['ratio_reference_vs_single']:8.2f}"
+                     f"   {r['share_of_matmul_peak_fast']:.2f}/{r['share_of_matmul_peak_reference']:.2f}/{r['share_of_matmul_peak_single']:.2f}")
+    lines.append(f"goals: {out['goals']}   wall {out['wall_seconds']} s")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Stacked vs sequential training throughput.")
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -244,12 +374,25 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=None, help="timings per configuration (default 3)")
     p.add_argument("--widths", default=None, help="comma-separated (default 8,16,32,64,128)")
     p.add_argument("--variants", default=None, help="long,short (default both)")
-    p.add_argument("--m", type=int, default=8, help="models in the stack (even)")
+    p.add_argument("--m", type=int, default=None, help="models in the stack (even; default 8)")
     p.add_argument("--no-vmap", action="store_true")
     p.add_argument("--no-dual", action="store_true")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile (short, d=16, M=1 and M) vs eager (adds minutes)")
+    p.add_argument("--step-compare", action="store_true",
+                   help="only compare the fast step with today's step and one model alone (1 thread, "
+                        "quick configuration, widths 8-64, stack sizes as the sweeps use; --m overrides)")
     a = p.parse_args(argv)
+    if a.step_compare:
+        log = (lambda *x: None) if a.json else (lambda *x: print(*x, file=sys.stderr, flush=True))
+        widths = [int(x) for x in a.widths.split(",")] if a.widths else list(STEP_WIDTHS)
+        out = step_compare((a.variants or "quick").split(",")[0], widths, a.reps or 3,
+                           a.m, log)
+        print(json.dumps(out, indent=1))
+        if not a.json:
+            print(_step_summary(out), file=sys.stderr)
+        return 0
+    a.m = 8 if a.m is None else a.m
     if a.m < 2 or a.m % 2:
         p.error("--m must be an even number >= 2")
     reps = a.reps or 3

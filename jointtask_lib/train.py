@@ -17,6 +17,13 @@ model alone).  Each model keeps its own data, its own initialisation seed and it
 mini-batches.  A model that has finished (see *early stopping*) is removed from the stack, so it
 stops costing compute.
 
+* The step (``TrainConfig.step``): ``"fast"`` (default) computes the loss and its gradients by
+  hand and updates one flat parameter buffer (:mod:`jointtask_lib.fast_step`); ``"reference"`` is
+  autograd on :class:`~jointtask_lib.model.GPT` + :func:`clip_per_model` + :class:`StackedAdamW`.
+  Both compute the same function (tests: gradients equal to 1e-12 in float64); they differ by
+  float rounding, which grows over thousands of steps (final accuracies then differ by about as
+  much as between seeds: tests/test_fast_step.py), so the
+  choice is part of the run's key (a cached run is only reused by the step that trained it).
 * Loss: next-token cross-entropy on the tokens after the first ``=`` (the CoT and the answer and
   ``e``; ``loss_on="full"`` trains on the whole sequence).
 * Optimiser: AdamW, linear warm-up then cosine decay to ``min_lr_frac * lr``.
@@ -70,6 +77,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import TaskData, Vocab, make_datasets, make_validation, max_example_length
+from .fast_step import FastStep
 from .model import GPT, ModelConfig, count_params
 from .model import slice_state as _slice_state, stack_states as _stack_states
 from .tasks import TaskConfig
@@ -126,6 +134,7 @@ class TrainConfig:
     min_frac: float = 0.5
     patience_frac: float = 0.3
     chance_margin: float = 0.05
+    step: str = "fast"  # "fast": jointtask_lib.fast_step; "reference": autograd + StackedAdamW
 
     def __post_init__(self):
         check_int("steps", self.steps, lo=1)
@@ -149,6 +158,7 @@ class TrainConfig:
         check_float("min_frac", self.min_frac, lo=0.0, hi=1.0)
         check_float("patience_frac", self.patience_frac, lo=0.0, hi=1.0, lo_open=True)
         check_float("chance_margin", self.chance_margin, lo=0.0, hi=1.0)
+        check_choice("step", self.step, ("fast", "reference"))
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -583,8 +593,12 @@ def train_stack(
                     if st is not None:
                         p[i].copy_(st[name][0])
     model = model.to(dev)
-    opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                       weight_decay=cfg.weight_decay)
+    if cfg.step == "fast":
+        opt = FastStep(model, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                       grad_clip=cfg.grad_clip)
+    else:
+        opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           weight_decay=cfg.weight_decay)
     gens = _batch_generators(specs)
     active = list(range(m_all))
     finished: dict[int, dict] = {}
@@ -628,12 +642,16 @@ def train_stack(
             break
         rows = [torch.randint(len(trains[i]), (cfg.batch_size,), generator=gens[i]) for i in active]
         batch = _stack_rows([trains[i] for i in active], rows, dev)
-        losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-        for p in model.parameters():
-            p.grad = None
-        losses.sum().backward()
-        clip_per_model(opt.params, cfg.grad_clip)
-        opt.step(lr_at(step, cfg))
+        if cfg.step == "fast":
+            mask = target_mask(batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+            losses = opt.train_step(batch["tokens"], mask, lr_at(step, cfg))
+        else:
+            losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+            for p in model.parameters():
+                p.grad = None
+            losses.sum().backward()
+            clip_per_model(opt.params, cfg.grad_clip)
+            opt.step(lr_at(step, cfg))
         loss_sum[active] += losses.detach().cpu()
         loss_n += 1
         if bar is not None:
@@ -700,7 +718,7 @@ def train_stack(
     ]
 
 
-def _select(model: GPT, opt: StackedAdamW, keep: torch.Tensor) -> None:
+def _select(model: GPT, opt: "StackedAdamW | FastStep", keep: torch.Tensor) -> None:
     """Keep only the models ``keep`` of the stack (parameters and optimiser state)."""
     with torch.no_grad():
         for mod in model.modules():

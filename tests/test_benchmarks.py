@@ -38,3 +38,20 @@ def test_headline_seeds_trains_extra_seeds_and_reports_both_seed_sets(tmp_path, 
         mix = "+".join(r["spec"]["task"]["ops"])
         want = acc[mix][str(r["spec"]["arch"]["n_embed"])][str(r["spec"]["seed"])]
         assert abs(r["metrics"]["per_op"]["ADD"]["gen_acc"] - want) < 1e-3
+
+
+def test_train_throughput_step_compare_reports_the_ratios(monkeypatch):
+    tt = _load("train_throughput")
+    monkeypatch.setattr(tt, "TARGET_S", 0.005)
+    monkeypatch.setattr(tt, "MIN_MODEL_STEPS", 2)
+    out = tt.step_compare("quick", [8], reps=1, m_override=2, log=lambda *a: None)
+    (row,) = out["table"]
+    assert (row["d"], row["M"], row["variant"]) == (8, 2, "quick")
+    rate = {k: row[k]["model_steps_per_cpu_s"] for k in ("fast", "reference", "single")}
+    assert all(v > 0 for v in rate.values())
+    assert abs(row["ratio_fast_vs_reference_step"] - rate["fast"] / rate["reference"]) < 0.01 * row["ratio_fast_vs_reference_step"] + 1e-3
+    assert abs(row["ratio_fast_vs_single"] - rate["fast"] / rate["single"]) < 0.01 * row["ratio_fast_vs_single"] + 1e-3
+    assert 0 < row["share_of_matmul_peak_fast"] < 2
+    assert set(out["goals"]) == {"fast_ge_2x_reference_step_at_d_le_32", "fast_ge_3x_single_at_d_le_32",
+                                 "fast_never_slower_than_reference_step", "fast_never_slower_than_single"}
+    assert out["env"]["torch_threads"] == 1

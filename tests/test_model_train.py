@@ -212,18 +212,20 @@ def test_removing_a_finished_model_does_not_perturb_the_others(monkeypatch):
     assert not torch.allclose(res[1].state["wte"], ref[1].state["wte"])
 
 
-def test_resume_from_checkpoint_gives_same_result(tmp_path):
-    specs = _specs()
+@pytest.mark.parametrize("step", ["fast", "reference"])
+def test_resume_from_checkpoint_gives_same_result(tmp_path, step):
+    specs = _specs(tc=TrainConfig(**{**TC.__dict__, "step": step}))
     full = train_stack(specs, device="cpu", progress=False, final_eval=False)
     ck = tmp_path / "ckpt.pt"
 
     class Stop(Exception):
         pass
 
-    # interrupt after the checkpoint at step 20 by making the loss function raise at step 25
+    # interrupt after the checkpoint at step 20 by making the step's learning rate raise at step 25
+    # (lr_at is called once per step by both the fast and the reference step)
     import jointtask_lib.train as tr
 
-    orig = tr.per_model_loss
+    orig = tr.lr_at
     calls = {"n": 0}
 
     def flaky(*a, **k):
@@ -232,13 +234,13 @@ def test_resume_from_checkpoint_gives_same_result(tmp_path):
             raise Stop
         return orig(*a, **k)
 
-    tr.per_model_loss = flaky
+    tr.lr_at = flaky
     try:
         with pytest.raises(Stop):
             train_stack(specs, device="cpu", progress=False, checkpoint_path=ck, checkpoint_every=20,
                         final_eval=False)
     finally:
-        tr.per_model_loss = orig
+        tr.lr_at = orig
     assert ck.exists()
     state = torch.load(ck, weights_only=True)
     assert state["step"] == 20
