@@ -235,3 +235,19 @@ def test_lesson_is_a_preset_of_every_notebook():
     assert "lesson" in N.PRESETS and "lesson" in SW.PRESETS
     for path in N.list_notebooks():
         N.load_preset(path.stem, "lesson")
+
+
+@pytest.mark.parametrize("path", COURSE_BOOKS, ids=IDS)
+def test_reference_notebook_ran_every_solution_at_smoke(path):
+    """The nbval reference (``make nbref``: the smoke preset) holds every solution cell, executed
+    without an error.  Until the references are regenerated after a notebook change this fails
+    together with ``test_reference_copy_matches_source``."""
+    ref = N.REFERENCE_DIR / f"{path.stem}.ipynb"
+    nb = nbformat.read(str(ref), as_version=4)
+    sols = course.tagged_cells(nb, course.SOLUTION_TAG)
+    assert [c.source for c in sols] == [c.source for c in _cells(path, course.SOLUTION_TAG)], \
+        f"{ref.name} is stale: regenerate with `make nbref`"
+    for c in sols:
+        assert c.get("execution_count"), f"{ref.name}: a solution cell was not executed:\n{c.source}"
+        assert not [o for o in c.outputs if o.get("output_type") == "error"], c.source
+        assert c.outputs, f"{ref.name}: a solution cell printed nothing:\n{c.source}"
