@@ -268,6 +268,8 @@ for n in moduli:
 # preset ran):
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("02_learning_transition", results, preset=sw.preset, facts=[
     f"{len(records)} runs: {len(sw.mixes)} operations x {len(sw.widths)} widths x {len(sw.seeds)} seeds, "
     f"moduli {moduli}",

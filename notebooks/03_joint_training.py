@@ -233,6 +233,8 @@ for c in comparisons:
 # Read from this run's reduction factors and from the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("03_joint_training", results, preset=joint.preset, facts=[
     f"{sum(len(r) for r in records.values())} runs in {len(records)} sweeps",
     *course.reduction_facts(reductions),

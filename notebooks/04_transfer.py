@@ -325,6 +325,8 @@ for n in moduli:
 # Read from this run's reduction factors, the compared width and the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("04_transfer", results, preset=sw.preset, facts=[
     *[line for n in moduli for line in course.reduction_facts(reductions[n], f"mod {n}")],
     *[f"mod {n}: compared width {w}" if w is not None else f"mod {n}: no width below {target}'s transition"

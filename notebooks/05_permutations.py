@@ -167,6 +167,8 @@ print("PMAX rows:", [r["verdict"] for r in rows if "PMAX" in r["id"]] or "PMAX i
 # Read from this run's transitions and from the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("05_permutations", results, preset=sw.preset, facts=[
     f"{len(records)} runs: groups {', '.join(f'S_{k}' for k in ks)}, {len(sw.mixes)} mixes, "
     f"widths {list(sw.widths)}, seeds {list(sw.seeds)}",

@@ -326,6 +326,8 @@ for n, comp in comps.items():
 # Read from this run's compared models and from the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("06_embeddings", results, preset=sw.preset,
                    facts=[comp.describe() for comp in comps.values()])
 

@@ -306,6 +306,8 @@ for n, comp in comps.items():
 # Read from this run's measures and from the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("07_attention_vs_ffn", results, preset=sw.preset, facts=[
     f"mod {n}, width {comps[n].width}: {name}: "
     + ", ".join(f"{c} {experiments.fmt_mean_ci(v)}" for c, v in stats_[n][key].items())

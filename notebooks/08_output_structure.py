@@ -384,6 +384,8 @@ print(SY.describe_correlation(tests["synergy"], "the synergy score", "reduction 
 # Read from this run's correlation tests and from the claims it wrote:
 
 # %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
 course.what_we_saw("08_output_structure", results, preset=joint_sw.preset, facts=[
     *[f"mod {ns}: " + SY.describe_correlation(t, "output entropy", "transition", alpha=alpha)
       for ns, t in ent_tests.items()],

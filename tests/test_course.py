@@ -251,3 +251,36 @@ def test_reference_notebook_ran_every_solution_at_smoke(path):
         assert c.get("execution_count"), f"{ref.name}: a solution cell was not executed:\n{c.source}"
         assert not [o for o in c.outputs if o.get("output_type") == "error"], c.source
         assert c.outputs, f"{ref.name}: a solution cell printed nothing:\n{c.source}"
+
+
+def _defined_and_used(source: str) -> tuple[set, set]:
+    import ast
+
+    tree = ast.parse(source)
+    defined, used = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (defined if isinstance(node.ctx, (ast.Store, ast.Del)) else used).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+    return defined, used
+
+
+@pytest.mark.parametrize("path", COURSE_BOOKS, ids=IDS)
+def test_student_notebook_does_not_need_the_solutions(path):
+    """No cell a student keeps reads a name that only a (removed) solution cell defines."""
+    only_in_solutions: set = set()
+    defined: set = set()
+    for c in N.read_notebook(path).cells:
+        if c.cell_type != "code":
+            continue
+        d, u = _defined_and_used(c.source)
+        if course.SOLUTION_TAG in c.metadata.get("tags", []):
+            only_in_solutions |= d - defined
+            continue
+        missing = (u - d) & only_in_solutions
+        assert not missing, f"{path.name}: a cell students keep uses {sorted(missing)}, defined only in a solution"
+        defined |= d
+        only_in_solutions -= d
