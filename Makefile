@@ -20,6 +20,8 @@ help:
 	@echo "make nbref      - regenerate the smoke-preset reference notebooks in tests/notebooks/"
 	@echo "make bench      - run the benchmarks (JSON on stdout)"
 	@echo "make snapshot   - copy results/quick/SCORECARD.md and results/quick/figures to reports/quick/ (kept in git)"
+	@echo "make student    - write the student notebooks (no solution cells) to $(STUDENT_OUT)/"
+	@echo "make html       - render the executed notebooks in $(HTML_FROM)/ as offline HTML in reports/$(PRESET)/html/"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +79,19 @@ snapshot:
 	test -f results/quick/SCORECARD.md
 	rm -rf reports/quick && mkdir -p reports/quick
 	cp results/quick/SCORECARD.md reports/quick/ && cp -r results/quick/figures reports/quick/figures
+
+# Course material (notebooks/README.md): student notebooks without the solution cells, and offline
+# HTML renders of executed notebooks, e.g. make html PRESET=lesson HTML_FROM=results/lesson/notebooks
+STUDENT_OUT ?= build/student
+HTML_FROM   ?= results/$(PRESET)/notebooks
+.PHONY: student html
+
+student: $(STAMP)
+	$(PY) -m jointtask_lib.course student --out $(STUDENT_OUT)
+
+html: $(STAMP)
+	$(PY) -m jointtask_lib.course html --src $(HTML_FROM) --out reports/$(PRESET)/html \
+		--title "jointtask notebooks, executed at the $(PRESET) preset"
 
 clean:
 	rm -rf build results/notebooks results/figures results/*/notebooks results/*/figures

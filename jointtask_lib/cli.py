@@ -1,4 +1,4 @@
-"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``, ``report``, ``power``.
+"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``, ``report``, ``power``, ``cache``.
 
 Every command validates its arguments before doing any work; a bad value prints the library's
 message (naming the field and the allowed values) and exits with status 2, leaving nothing
@@ -104,6 +104,11 @@ _EXTENSIONS.append(_register_notebooks)
 from .cli_train import register_cli as _register_train  # noqa: E402  (light: heavy imports are lazy)
 
 _EXTENSIONS.append(_register_train)
+
+
+from .cache_archive import register_cli as _register_cache  # noqa: E402  (light: heavy imports are lazy)
+
+_EXTENSIONS.append(_register_cache)
 
 
 # Errors that are the user's to fix (a corrupt record, a Dask worker writing where this machine

@@ -12,7 +12,8 @@ Contract every notebook under ``notebooks/NN_name.py`` (jupytext py:percent) fol
   inside the kernel.  The notebooks still check their parameters themselves (they can be run by
   hand, without a preset).
 * ``smoke`` is what nbval re-executes (``tests/notebooks/<stem>.ipynb``, written by
-  ``make nbref``); ``quick`` is a laptop run of minutes; ``paper`` reproduces the paper's setting.
+  ``make nbref``); ``quick`` is a laptop run of minutes; ``paper`` reproduces the paper's setting;
+  ``lesson`` trains in a few minutes per notebook, for a class (``notebooks/README.md``).
 
 :func:`execute_notebook` converts the text notebook (``jupytext.read``), pins the ``python3``
 kernel, and runs it with papermill from the repository root.  ``jointtask notebooks`` runs several,
@@ -48,7 +49,7 @@ ROOT = repo_root()
 NOTEBOOKS_DIR = ROOT / "notebooks"
 PARAMS_DIR = ROOT / "params"
 REFERENCE_DIR = ROOT / "tests" / "notebooks"
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "paper", "lesson")  # lesson: a class (minutes per notebook)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 INJECTED_TAG = "injected-parameters"
 

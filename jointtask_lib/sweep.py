@@ -70,7 +70,7 @@ from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
 from .validate import check_choice, check_float, check_int
 
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "paper", "lesson")  # lesson: a class (notebooks/README.md)
 TOP_KEYS = {"name": str, "description": str, "task": dict, "arch": dict, "train": dict, "grid": dict,
             "presets": dict}
 GRID_KEYS = {"mixes": list, "moduli": list, "perm_ks": list, "widths": list, "seeds": list}
@@ -882,7 +882,7 @@ def register_cli(sub) -> None:
                     "Records are written atomically as each stack finishes; re-running trains only "
                     "what is missing.")
     p.add_argument("sweep", help="a params/sweeps/*.yaml file")
-    p.add_argument("--preset", default="quick", help="smoke | quick | paper")
+    p.add_argument("--preset", default="quick", help=" | ".join(PRESETS))
     p.add_argument("--results", default="results", help="results root (records under runs/)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (or LocalCluster workers); default: one per CPU core, at most "

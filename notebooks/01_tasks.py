@@ -343,6 +343,55 @@ if save_figures:
     print(sorted(p.name for p in paths.figures_dir(results).glob("01_*.png")))
 
 # %% [markdown]
+# What *this* run showed, read from the distributions and datasets computed above (so it is right
+# for whatever preset ran):
+
+# %%
+from jointtask_lib import course
+from jointtask_lib.tasks import count_expressions
+
+course.what_we_saw("01_tasks", results, facts=[
+    *course.entropy_facts(dists), *course.entropy_facts(perm_dists),
+    f"support of the {tables.task_label(task)} mix: {tables.sci(count_expressions(task.spec(), task.domain()))} "
+    f"expressions; the demo dataset uses {len(train)} + {len(test)} of them",
+])
+
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** From the entropy table: which operation has the most peaked output
+# distribution at each modulus, and which operations are exactly uniform? Order the operations of
+# the smallest modulus from most peaked to uniform.
+
+# %% tags=["solution"]
+for label, h in course.normalised_entropies(dists).items():
+    print(label, " < ".join(f"{op} {v:.3f}" for op, v in sorted(h.items(), key=lambda kv: kv[1])))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** How often does PROD output 0 at each modulus? For a **prime** n a
+# product is 0 only when one argument is 0, so with k uniform arguments P(0) = 1 − ((n−1)/n)^k
+# (averaged over the argument counts `min_args..max_args`). Compare that formula with the
+# distributions above. Which moduli have *more* zeros than the formula, and why?
+
+# %% tags=["solution"]
+if "PROD" in task.ops:
+    ks = range(min_args, max_args + 1)
+    for t in tasks_by_modulus:
+        p0 = dists[("PROD", tables.task_label(t))][0]
+        prime_rule = sum(1 - ((t.modulus - 1) / t.modulus) ** k for k in ks) / len(ks)
+        print(f"{tables.task_label(t)}: P(PROD = 0) = {p0:.3f}; if only 0 gave 0: {prime_rule:.3f}")
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 3 (★★★, 15 min).** How many times larger is the support (the number of distinct
+# expressions) when `depth` grows by one? Use `count_expressions` on `task` and on a copy with a
+# larger depth (`TaskConfig.from_dict`), and explain the growth from the way trees are built.
+
+# %% tags=["solution"]
+deeper = TaskConfig.from_dict({**task.to_dict(), "depth": depth + 1})
+small, big = (count_expressions(t.spec(), t.domain()) for t in (task, deeper))
+print(f"depth {depth}: {tables.sci(small)}; depth {depth + 1}: {tables.sci(big)}; ratio {big / small:.3g}")
+
+# %% [markdown]
 # ## Try this
 #
 # 1. Add `13`, `16` and `30` to `moduli`. Which modulus gives PROD its lowest entropy? Can you

@@ -204,6 +204,58 @@ if interactive:
 
     display(plots.curve_explorer({f"mod {n}": (points[n], transitions[n]) for n in moduli}, level=level))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** From the transition table: which operation is learned by the
+# smallest model, and which needs the largest? Is ADD the hardest operation in this run, and how
+# sure can we be (read the verdict's reason)?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for n in moduli:
+    print(f"mod {n}:", " < ".join(experiments.hardness_order(transitions[n])))
+    if "ADD" in transitions[n]:
+        print("  ADD hardest:", *experiments.hardest_verdict(transitions[n], "ADD"))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** A transition is fitted to the mean over seeds. Look underneath it:
+# at each width, how many seeds of each operation reach an accuracy of `level`? Where do the
+# seeds disagree, and what does that do to the width of the confidence interval?
+
+# %% tags=["solution"]
+for n in moduli:
+    print(f"mod {n}: seeds with accuracy >= {level} per width")
+    for mix, row in course.learned_counts(records, mixes=[(op,) for op in ops], threshold=level, size=n).items():
+        print(f"  {mix:>5}: " + "  ".join(f"d={w}: {c}" for w, c in row.items()))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 3 (★★★, 15 min).** Which transitions are **bounds** ("below the smallest size" or
+# "above the largest") rather than estimates? For each bound, say which change to the sweep
+# (`params/sweeps/single_task.yaml`: widths, steps) would turn it into an estimate, and why a bound
+# cannot give a reduction factor with a two-sided CI.
+
+# %% tags=["solution"]
+for n in moduli:
+    print(f"mod {n}:", {op: t.kind for op, t in transitions[n].items() if t is not None})
+    print("  widths tried:", list(sw.widths), "steps:", sw.specs[0].train.steps)
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's transitions and from the claims it wrote (so it is right for whatever
+# preset ran):
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("02_learning_transition", results, preset=sw.preset, facts=[
+    f"{len(records)} runs: {len(sw.mixes)} operations x {len(sw.widths)} widths x {len(sw.seeds)} seeds, "
+    f"moduli {moduli}",
+    *[line for n in moduli for line in course.transition_facts(transitions[n], f"mod {n}")],
+])
+
 # %% [markdown]
 # ## Try this
 #

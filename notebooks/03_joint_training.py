@@ -227,6 +227,52 @@ if interactive:
             {experiments.fmt_mix(c.single): r.single, experiments.fmt_mix(c.joint): r.joint})
     display(plots.curve_explorer(groups, level=level))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** Which training mix lowers ADD's transition the most? For which
+# mixes does the whole CI of the factor lie above 1 (a benefit), below 1, or across 1?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+print("\n".join(course.reduction_facts(reductions)))
+print({label: scorecard.classify_factor(r) for label, r in reductions.items()})
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** The factors come from curves over seeds. Count, per width, how many
+# seeds of each mix learned ADD at all (accuracy at least `level`). Is the headline driven by one
+# odd seed?
+
+# %% tags=["solution"]
+for n in joint.sizes:
+    print(f"mod {n}: seeds with {target} accuracy >= {level} per width")
+    for mix, row in course.learned_counts(records[joint.name], mixes=joint.mixes, op=target, threshold=level,
+                                          size=n).items():
+        print(f"  {mix:>12}: " + "  ".join(f"d={w}: {c}" for w, c in row.items()))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 3 (★★★, 15 min).** For every comparison that has a paper value, is paper A's factor
+# inside our CI (`scorecard.magnitude_check`)? Explain why "consistent with the paper" and
+# "reproduced" are different statements.
+
+# %% tags=["solution"]
+for c in comparisons:
+    print(f"{c.label}: paper {c.paper_value}; {scorecard.magnitude_check(reductions[c.label], c.paper_factor)[1]}")
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's reduction factors and from the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("03_joint_training", results, preset=joint.preset, facts=[
+    f"{sum(len(r) for r in records.values())} runs in {len(records)} sweeps",
+    *course.reduction_facts(reductions),
+])
+
 # %% [markdown]
 # ## Try this
 #

@@ -228,6 +228,46 @@ if interactive:
 
     display(plots.curve_explorer({f"mod {n}": (points[n], transitions[n]) for n in moduli}, level=level))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** Which width was compared "below ADD's own transition", and how
+# accurate was ADD there after each training history (mean over seeds with its CI)?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for n, acc in at_width.items():
+    print(f"mod {n}, width {chosen[n]}:")
+    for c, by_seed in acc.items():
+        print(f"  {labels[c]:>24}: {experiments.fmt_mean_ci(experiments.seed_mean_ci(list(by_seed.values()), clip=(0, 1)))}")
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** Paper A reports that pretraining on MAX+MED lets ADD be learned at
+# a much smaller size. Is the paper's factor inside the CI of our transfer factor
+# (`scorecard.magnitude_check`)? What is the verdict, and what would a wider width grid change?
+
+# %% tags=["solution"]
+paper_value, paper_factor = experiments.PAPER_A["transfer"]
+for n in moduli:
+    red = reductions[n][labels["transfer"]]
+    print(f"mod {n}: ours {red.describe() if red is not None else 'no estimate'}; paper {paper_value}; "
+          f"{scorecard.magnitude_check(red, paper_factor)[1]}; verdict {scorecard.verdict_benefit(red)}")
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's reduction factors, the compared width and the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("04_transfer", results, preset=sw.preset, facts=[
+    *[line for n in moduli for line in course.reduction_facts(reductions[n], f"mod {n}")],
+    *[f"mod {n}: compared width {w}" if w is not None else f"mod {n}: no width below {target}'s transition"
+      for n, w in chosen.items()],
+])
+
 # %% [markdown]
 # ## Try this
 #

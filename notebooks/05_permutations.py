@@ -113,6 +113,41 @@ if interactive:
 
     display(plots.curve_explorer({f"S_{k}": (points[k], transitions[k]) for k in ks}, level=level))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** Order the training mixes of each group by the transition of PMUL,
+# smallest first. Which helper is the best partner in this run?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for k in ks:
+    print("\n".join(course.transition_facts(transitions[k], f"S_{k}")))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** Read the verdict of every pairing from the rows this notebook wrote.
+# PMAX is the negative control (paper A expects *no* benefit): why can "no benefit" only be
+# *reproduced* when the CI of the factor is narrow, and is it here?
+
+# %% tags=["solution"]
+print("\n".join(course.claim_lines(rows)))
+print("PMAX rows:", [r["verdict"] for r in rows if "PMAX" in r["id"]] or "PMAX is not among this preset's mixes")
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's transitions and from the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("05_permutations", results, preset=sw.preset, facts=[
+    f"{len(records)} runs: groups {', '.join(f'S_{k}' for k in ks)}, {len(sw.mixes)} mixes, "
+    f"widths {list(sw.widths)}, seeds {list(sw.seeds)}",
+    *[line for k in ks for line in course.transition_facts(transitions[k], f"S_{k}")],
+])
+
 # %% [markdown]
 # ## Try this
 #

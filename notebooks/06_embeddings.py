@@ -262,6 +262,41 @@ if interactive:
     display(viz.embedding_explorer({f"{label} seed {s.seed}": E for label, specs in comps[n0].specs.items()
                                     for s, E in zip(specs, emb[n0][label])}, n0))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** At the compared width, is each condition's mean **parity** score above
+# the 95th percentile of random embeddings? Which condition has the most parity structure?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for n in summ:
+    print(f"mod {n}: random 95th percentile {null[n]['parity'][1]:.3f}; "
+          + ", ".join(f"{c} {s['parity'][0]:.3f}" for c, s in summ[n].items()))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** The verdicts use an exact permutation test over seeds. With the
+# number of seeds in this run, what is the smallest p-value it can give? Can any verdict be
+# reached at `alpha`? How many seeds per condition would be needed?
+
+# %% tags=["solution"]
+for n, comp in comps.items():
+    m = comp.n_seeds["single"]
+    print(f"mod {n}: {m} vs {m} seeds -> smallest p = {course.min_permutation_p(m, m):.3f} (alpha {alpha}); "
+          f"with {m + 2} vs {m + 2}: {course.min_permutation_p(m + 2, m + 2):.4f}")
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's compared models and from the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("06_embeddings", results, preset=sw.preset,
+                   facts=[comp.describe() for comp in comps.values()])
+
 # %% [markdown]
 # ## Try this
 #

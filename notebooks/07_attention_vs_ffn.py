@@ -250,6 +250,43 @@ if interactive:
     display(viz.cot_explorer({f"{lb} seed {s.seed}": (model, i) for i, (lb, s) in enumerate(zip(labels, specs))},
                              vocab, prompts, specs[0].model_config().block_size))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** Does the joint model's attention write more than its FFN (attention
+# share above 0.5)? Compare its share with the ADD-only model's, with their CIs.
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for n in stats_:
+    print(f"mod {n}: attention share " + ", ".join(f"{c} {experiments.fmt_mean_ci(v)}"
+                                                   for c, v in stats_[n]["attn_share"].items()))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** Why are the verdicts what they are? Find, for each modulus, whether
+# both conditions learned ADD at the compared width, and the smallest p-value the seed
+# permutation test can reach with this many seeds.
+
+# %% tags=["solution"]
+for n, comp in comps.items():
+    m = comp.n_seeds["single"]
+    print(f"mod {n}: learned by both: {comp.learned}; smallest possible p = {course.min_permutation_p(m, m):.3f}")
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's measures and from the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("07_attention_vs_ffn", results, preset=sw.preset, facts=[
+    f"mod {n}, width {comps[n].width}: {name}: "
+    + ", ".join(f"{c} {experiments.fmt_mean_ci(v)}" for c, v in stats_[n][key].items())
+    for n in stats_ for key, name, _ in measures
+])
+
 # %% [markdown]
 # ## Try this
 #

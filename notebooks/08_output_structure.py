@@ -301,6 +301,42 @@ print("Blind spots, whatever the numbers: the score only sees structure that is 
       "(not the chain of thought, the nesting, or Fourier-like structure), and its easiness factor is a "
       "hypothesis, not a measurement.")
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** At each trained modulus, which operation has the most peaked output
+# distribution, and what was its single-task transition?
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+for ns, rs in ent_rows.items():
+    peak = min(rs, key=lambda r: r["norm_entropy"])
+    print(f"mod {ns}: most peaked {peak['op']} (H/log2 n {peak['norm_entropy']:.3f}), transition {peak['describe']}")
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** Which pairing does the a priori synergy score rank first, and what
+# reduction factor was measured for it? Does the ranking agree with the measured ranking?
+
+# %% tags=["solution"]
+best = max(syn_rows, key=lambda r: r["synergy"])
+print(f"top score: {best['label']} (synergy {best['synergy']:.3f}); measured {best['describe']}")
+print(SY.describe_correlation(tests["synergy"], "the synergy score", "reduction factor", alpha=alpha))
+
+# %% [markdown]
+# ## What we saw
+#
+# Read from this run's correlation tests and from the claims it wrote:
+
+# %%
+from jointtask_lib import course  # also imported by the solutions, which students do not have
+
+course.what_we_saw("08_output_structure", results, preset=joint_sw.preset, facts=[
+    *[f"mod {ns}: " + SY.describe_correlation(t, "output entropy", "transition", alpha=alpha)
+      for ns, t in ent_tests.items()],
+    SY.describe_correlation(tests["synergy"], "the synergy score", "reduction factor", alpha=alpha),
+])
+
 # %% [markdown]
 # ## Try this
 #

@@ -605,6 +605,40 @@ if interactive:
 
     widgets.interact(_explore, model=list(icl_train.MODEL_LABELS), cls=list(TASKS))
 
+# %% [markdown] tags=["exercise"]
+# ## Exercises
+#
+# **Exercise 1 (★, 5 min).** How many of the claims got each verdict in this run? Pick one
+# "inconclusive" claim and say which number in its row kept it from a verdict.
+
+# %% tags=["solution"]
+from jointtask_lib import course
+
+print(course.verdict_counts(claims))
+print("\n".join(course.claim_lines([c for c in claims if c["verdict"] == "inconclusive"][:1])))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 2 (★★, 10 min).** Which models reach the lowest quadratic error once the prompt holds
+# at least d examples (`late_error`), and are they below the constant level? Compare the mixed
+# curriculum with the quadratic-only model.
+
+# %% tags=["solution"]
+late = sorted((late_error(r["eval"]["curves"]["quadratic"]["none"]["mean"], d), r["spec"].label(), r["spec"].seed)
+              for r in runs)
+print(f"constant level {base['quadratic']['levels']['constant']:.4f}; lowest first:")
+print("\n".join(f"  {lab:<18} seed {s}: {e:.4f}" for e, lab, s in late))
+
+# %% [markdown] tags=["exercise"]
+# **Exercise 3 (★★★, 15 min).** Claim 1 says the mixed curriculum reaches the cubic-only model's
+# cubic error with a fraction of the cubic data. From the training records, how many cubic
+# batches did each model of the first seed see? What fraction is that of its training steps?
+
+# %% tags=["solution"]
+for s, r in zip(specs, records):
+    if s.seed == seeds[0] and "cubic" in r["exposure"]:
+        print(f"{s.label():<18}: {r['exposure']['cubic']['steps']} cubic batches of {steps} steps "
+              f"({r['exposure']['cubic']['steps'] / steps:.2f})")
+
 # %% [markdown]
 # ## What we saw
 #

@@ -175,7 +175,7 @@ def test_wrong_type_in_preset(tmp_params):
 
 def test_unknown_preset_name_and_missing_file(tmp_params):
     stem = NOTEBOOKS[0].stem
-    with pytest.raises(ValueError, match="'preset' must be one of smoke, quick, paper"):
+    with pytest.raises(ValueError, match="'preset' must be one of smoke, quick, paper, lesson"):
         N.load_preset(stem, "huge")
     with pytest.raises(ValueError, match="does not exist"):
         N.load_preset(stem, "paper")
@@ -221,7 +221,7 @@ def params_with_sweeps(tmp_params):
         ("02_learning_transition", {"workers": 0}, "parameter 'workers' must be an integer >= 1; got 0"),
         ("02_learning_transition", {"n_boot": 10}, "parameter 'n_boot' must be an integer >= 50; got 10"),
         ("02_learning_transition", {"sweep_preset": "huge"},
-         "parameter 'sweep_preset' must be one of smoke, quick, paper; got 'huge'"),
+         "parameter 'sweep_preset' must be one of smoke, quick, paper, lesson; got 'huge'"),
         ("02_learning_transition", {"sweep": "nope"},
          "parameter 'sweep' must be the name of a sweep file in {sweeps} (controls, joint_training, "
          "permutations, prime_modulus, single_task, transfer); got 'nope' (no nope.yaml)"),
@@ -240,7 +240,7 @@ def params_with_sweeps(tmp_params):
          "parameter 'moduli' must be a non-empty list; item 0 must be an integer from 2 to 200; got 1"),
         ("01_tasks", {"n_examples": 51}, "parameter 'n_examples' must be an integer from 0 to 50; got 51"),
         ("09_icl_function_classes", {"steps": 2}, "parameter 'steps' must be an integer >= 3; got 2"),
-        ("09_icl_function_classes", {"preset": "huge"}, "parameter 'preset' must be one of smoke, quick, paper"),
+        ("09_icl_function_classes", {"preset": "huge"}, "parameter 'preset' must be one of smoke, quick, paper, lesson"),
         ("09_icl_function_classes", {"seeds": []}, "parameter 'seeds' must be a non-empty list; got []"),
         ("09_icl_function_classes", {"other_seeds": [0, -2]},
          "parameter 'other_seeds' must be a non-empty list; item 1 must be an integer from 0 to 4294967295; got -2"),
@@ -472,7 +472,7 @@ def test_check_parameters_uses_the_preset_rules_inside_a_notebook():
     ns = dict(N.notebook_parameters(N.resolve_notebook(stem)))
     assert N.check_parameters(stem, ns) == ns
     for key, bad, expect in [("n_boot", 10, ">= 50"), ("save_figures", "yes", "a boolean"),
-                             ("sweep_preset", "huge", "smoke, quick, paper"), ("level", 1.0, "'level'")]:
+                             ("sweep_preset", "huge", "smoke, quick, paper, lesson"), ("level", 1.0, "'level'")]:
         with pytest.raises(ValueError) as e:
             N.check_parameters(stem, {**ns, key: bad})
         assert f"notebook {stem}" in str(e.value) and repr(key) in str(e.value) and expect in str(e.value)

@@ -67,7 +67,7 @@ def test_grid_expansion_and_presets(tmp_path):
         (lambda d: d["grid"].update(seeds=[-1]), r"'grid.seeds' must be an integer >= 0; got -1"),
         (lambda d: d["presets"].update(quick={"train": {"eval_every": 0}}),
          r"\(preset quick\): 'train.eval_every' must be an integer >= 1; got 0"),
-        (lambda d: d["presets"].update(huge={}), r"unknown key 'presets.huge'; allowed: paper, quick, smoke"),
+        (lambda d: d["presets"].update(huge={}), r"unknown key 'presets.huge'; allowed: lesson, paper, quick, smoke"),
         (lambda d: d["arch"].update(n_heads=3) if "arch" in d else d.update(arch={"n_heads": 3}),
          r"'arch.n_heads' must divide 'grid.widths' = 8"),
     ],
@@ -86,7 +86,7 @@ def test_invalid_sweep_files_name_file_and_key(tmp_path, mutate, message):
 def test_missing_file_and_bad_preset(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         sw.load_sweep(tmp_path / "nope.yaml")
-    with pytest.raises(ValueError, match="'preset' must be one of smoke, quick, paper"):
+    with pytest.raises(ValueError, match="'preset' must be one of smoke, quick, paper, lesson"):
         sw.load_sweep(_write(tmp_path, TINY), "huge")
 
 
