@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -136,8 +135,8 @@ def _check_tensors(path: Path, where: str) -> dict:
 
 
 def _verify_run(tmp: Path, root: str, key: str, files: set[str]) -> None:
-    from .icl_train import ICL_RUNS, ICLRunSpec
-    from .runs import LISTOPS
+    from .paper_b.icl_train import ICL_RUNS, ICLRunSpec
+    from .runs import LISTOPS, CorruptRecord, load_record
     from .train import RunSpec, load_model
 
     where = f"{root}/{key}"
@@ -153,6 +152,10 @@ def _verify_run(tmp: Path, root: str, key: str, files: set[str]) -> None:
         raise ArchiveError(f"{where}/record.json: its 'key' is {rec.get('key') if isinstance(rec, dict) else None!r}, "
                            f"not its folder's {key!r}")
     kind, spec_cls = (LISTOPS, RunSpec) if root == "runs" else (ICL_RUNS, ICLRunSpec)
+    try:  # the run cache's own checks: key = hash of the spec, checksum over the content, fields
+        load_record(tmp if root == "runs" else tmp / "icl", key, kind=kind)
+    except CorruptRecord as exc:
+        raise ArchiveError(f"{where}/record.json: refused: {exc}") from None
     absent = [f for f in (*kind.required, "spec") if f not in rec]
     if absent:
         raise ArchiveError(f"{where}/record.json: missing field(s) {', '.join(absent)}")
@@ -233,8 +236,3 @@ def register_cli(sub) -> None:
     i.add_argument("--overwrite", action="store_true", help="replace runs already in the cache")
     i.set_defaults(func=_cmd_import)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["cache", *sys.argv[1:]]))

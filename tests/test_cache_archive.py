@@ -13,7 +13,7 @@ import torch
 from jointtask_lib import cli
 from jointtask_lib.cache_archive import ArchiveError, export_cache, import_cache
 from jointtask_lib.model import GPT
-from jointtask_lib.runs import load_record, load_weights, run_dir
+from jointtask_lib.runs import load_record, load_weights, record_checksum, run_dir
 from jointtask_lib.tasks import TaskConfig
 from jointtask_lib.train import Arch, RunSpec, TrainConfig
 
@@ -24,6 +24,13 @@ def _spec(seed=0, width=4) -> RunSpec:
     return RunSpec(task=TASK, arch=Arch(n_embed=width), train=TrainConfig(steps=10), seed=seed)
 
 
+def _signed(rec: dict) -> dict:
+    """``rec`` with the other fields a finished run's record has, and the checksum the run cache
+    writes (runs.write_record) and verifies on load."""
+    rec = {"name": "test", "n_params": 1, "steps_trained": 10, "stop_reason": "budget", **rec}
+    return {**rec, "checksum": record_checksum(rec)}
+
+
 def _write_run(root, spec, *, metrics=None, state=None):
     """A finished run as the cache stores it (written here, not by the trainer)."""
     d = run_dir(root, spec)
@@ -31,7 +38,7 @@ def _write_run(root, spec, *, metrics=None, state=None):
     torch.manual_seed(spec.seed)
     torch.save(state if state is not None else GPT(spec.model_config(), 1).state_dict(), d / "model.pt")
     rec = {"key": spec.key(), "spec": spec.to_dict(), "metrics": metrics or {"gen_acc": 0.25 + spec.seed / 10}}
-    (d / "record.json").write_text(json.dumps(rec))
+    (d / "record.json").write_text(json.dumps(_signed(rec)))
     return d
 
 
@@ -92,7 +99,7 @@ def _good_members(spec=None):
     spec = spec or _spec(0)
     buf = io.BytesIO()
     torch.save(GPT(spec.model_config(), 1).state_dict(), buf)
-    rec = json.dumps({"key": spec.key(), "spec": spec.to_dict(), "metrics": {}}).encode()
+    rec = json.dumps(_signed({"key": spec.key(), "spec": spec.to_dict(), "metrics": {}})).encode()
     return [(f"runs/{spec.key()}/model.pt", buf.getvalue()), (f"runs/{spec.key()}/record.json", rec)]
 
 
@@ -137,9 +144,13 @@ def test_import_verifies_every_run_before_moving_any(tmp_path):
     spec = _spec(0)
     edited = dict(spec.to_dict(), seed=5)  # spec edited, key kept
     cases = {
-        "hashes to": json.dumps({"key": spec.key(), "spec": edited, "metrics": {}}).encode(),
-        "not its folder": json.dumps({"key": "ffffffffffffffff", "spec": spec.to_dict(), "metrics": {}}).encode(),
-        "missing field": json.dumps({"key": spec.key(), "spec": spec.to_dict()}).encode(),
+        "hashes to": json.dumps(_signed({"key": spec.key(), "spec": edited, "metrics": {}})).encode(),
+        "not its folder": json.dumps(_signed({"key": "ffffffffffffffff", "spec": spec.to_dict(), "metrics": {}})).encode(),
+        "missing field": json.dumps(_signed({"key": spec.key(), "spec": spec.to_dict()})).encode(),
+        # metrics edited after the record was written: the checksum no longer matches
+        "checksum": json.dumps({**_signed({"key": spec.key(), "spec": spec.to_dict(), "metrics": {}}),
+                                "metrics": {"gen_acc": 1.0}}).encode(),
+        "stale run record": json.dumps({"key": spec.key(), "spec": spec.to_dict(), "metrics": {}}).encode(),
         "not JSON": b"{",
     }
     weights = _good_members(spec)[0]
