@@ -368,8 +368,9 @@ def test_interval_of_estimates_and_bounds():
 
 
 def test_hardness_order_sorts_estimates_and_bounds():
-    ts = {"ADD": above(1000), "MAX": below(100), "MED": est(300, 200, 400), "MIN": None,
-          "SM": est(100, 80, 120), "PROD": est(1000, 900, 1100)}
+    # insertion order puts the later-sorting one of each tie first, so a stable sort cannot hide a bad key
+    ts = {"ADD": above(1000), "PROD": est(1000, 900, 1100), "SM": est(100, 80, 120), "MAX": below(100),
+          "MIN": None, "MED": est(300, 200, 400)}
     # "< 100" before an estimate at 100; "> 1000" after an estimate at 1000; None last
     assert E.hardness_order(ts) == ["MAX", "SM", "MED", "PROD", "ADD", "MIN"]
     assert E.hardness_order({}) == []
@@ -383,10 +384,12 @@ def test_hardness_order_sorts_estimates_and_bounds():
         # not learned within the sizes tried, above every other: reproduced
         ({"ADD": above(1000), "MAX": est(300, 200, 400)}, "ADD", "reproduced", []),
         # another op is clearly harder
-        ({"ADD": est(300, 200, 400), "MED": est(1000, 800, 1200), "MAX": below(100)}, "ADD", "not reproduced", ["MED"]),
+        ({"ADD": est(300, 200, 400), "MED": est(1000, 800, 1200), "MAX": below(100), "MIN": above(500)},
+         "ADD", "not reproduced", ["MED", "MIN"]),
         ({"ADD": est(300, 200, 400), "MED": above(500)}, "ADD", "not reproduced", ["MED"]),
         # overlapping CIs: inconclusive, naming the op that is not separated
-        ({"ADD": est(1000, 500, 1200), "MAX": est(400, 300, 600), "MED": below(100)}, "ADD", "inconclusive", ["MAX"]),
+        ({"ADD": est(1000, 500, 1200), "MAX": est(400, 300, 600), "MED": below(100), "MIN": est(900, 600, 950)},
+         "ADD", "inconclusive", ["MAX", "MIN"]),
         # touching ends count as not separated
         ({"ADD": est(1000, 400, 1200), "MAX": est(300, 200, 400)}, "ADD", "inconclusive", ["MAX"]),
         # another op's CI starting exactly where ADD's ends is not "clearly harder"
@@ -404,6 +407,8 @@ def test_hardest_verdict(ts, op, verdict, names):
     assert got == verdict
     for n in names:
         assert n in why
+    if names:  # the explanation lists them, comma-separated, in order
+        assert why.endswith(": " + ", ".join(names))
     for other in set(ts) - set(names) - {op}:
         assert other not in why.split(":")[-1]
 
@@ -472,3 +477,77 @@ def test_reduction_of_is_single_over_joint():
     few_single = _records(["ADD"], "ADD", {1000: 0.1, 2000: 1.0})
     assert E.reduction_of(few_single + _records(["ADD", "MAX"], "ADD", STEP_EARLY), single=["ADD"],
                           joint=["ADD", "MAX"], op="ADD") is None
+
+
+# ------------------------------------------------------------------------------------------------
+# experiments: the selection underneath (found by mutation testing: make mutation)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_accuracy_points_and_select_skip_what_does_not_belong():
+    ok = _records(["ADD"], "ADD", {1000: 0.1, 2000: 1.0}, seeds=(1,))  # seed 1: no wobble
+    other_mod = _records(["ADD"], "ADD", {4000: 0.5}, seeds=(0,), modulus=7)
+    failed = {"key": "bad", "error": "boom", "spec": ok[0]["spec"]}
+    no_per_op = dict(ok[0], key="noop", metrics={}, n_params=3000)
+    no_add = dict(ok[0], key="nomax", metrics={"per_op": {"MAX": {"gen_acc": 1.0}}}, n_params=5000)
+    recs = [None, failed, no_per_op, no_add, other_mod[0], *ok]  # everything useful comes last
+    xs, ys, seeds = E.accuracy_points(recs, ops=["ADD"], op="ADD", size=10)
+    assert xs.tolist() == [1000.0, 2000.0] and ys.tolist() == [0.1, 1.0] and seeds.tolist() == [1, 1]
+    assert xs.dtype == np.float64 and ys.dtype == np.float64
+    assert E.accuracy_points(recs, ops=["ADD"], op="ADD", size=7)[0].tolist() == [4000.0]
+    assert [r["key"] for r in E.select(recs, ops=["ADD"], size=10)] == ["noop", "nomax"] + [r["key"] for r in ok]
+    # integer accuracies (as JSON may hold them) come back as floats
+    ints = [dict(r, metrics={"per_op": {"ADD": {"gen_acc": int(r["metrics"]["per_op"]["ADD"]["gen_acc"])}}})
+            for r in ok]
+    assert E.accuracy_points(ints, ops=["ADD"], op="ADD")[1].dtype == np.float64
+    # extra task fields select too (here: the CoT mode); a non-matching one first, then matching ones
+    direct = dict(ok[0], key="direct", spec=dict(ok[0]["spec"], task=dict(ok[0]["spec"]["task"], cot="direct")))
+    mixed = [direct, *ok]
+    assert [r["key"] for r in E.select(mixed, ops=["ADD"], cot="reduce")] == [r["key"] for r in ok]
+    assert [r["key"] for r in E.select(mixed, ops=["ADD"], cot="direct")] == ["direct"]
+    assert E.unique_records([None, ok[0], ok[0], ok[1]]) == ok
+    with pytest.raises(ValueError, match=r"^every record must have a 'key' \(the run's configuration hash\)$"):
+        E.unique_records([{"spec": {}}])
+
+
+def test_accuracy_points_names_the_duplicated_runs():
+    one = _records(["ADD"], "ADD", {1000: 0.1, 2000: 0.2, 3000: 0.3, 4000: 0.4, 5000: 0.5}, seeds=(0,))
+    twice = [dict(r, key=r["key"] + "b") for r in one[:4]]
+    with pytest.raises(ValueError) as err:
+        E.accuracy_points(one + twice, ops=["ADD"], op="ADD")
+    msg = str(err.value)
+    # the first three duplicated (size, seed) pairs, in order, and the advice
+    assert "same (size, seed): [(1000, 0), (2000, 0), (3000, 0)];" in msg
+    assert msg.endswith("pass each run once (unique_records) and select one configuration "
+                        "(another task field, e.g. weights=...)")
+    with pytest.raises(ValueError, match=r"same \(size, seed\): \[\(5000, 0\)\];"):
+        E.accuracy_points(one + [dict(one[4], key="x")], ops=["ADD"], op="ADD")
+
+
+def test_transition_of_and_reduction_of_pass_size_and_options_through():
+    recs = (_records(["ADD"], "ADD", STEP_LATE) + _records(["ADD", "MAX"], "ADD", STEP_EARLY)
+            + _records(["ADD"], "ADD", STEP_EARLY, modulus=7) + _records(["ADD", "MAX"], "ADD", STEP_LATE, modulus=7))
+    t10 = E.transition_of(recs, ops=["ADD"], op="ADD", size=10, n_boot=20)
+    t7 = E.transition_of(recs, ops=["ADD"], op="ADD", size=7, n_boot=20)
+    assert 2000 < t10.value < 4000 and 500 < t7.value < 1000
+    # keyword options reach the estimator
+    xs, ys, seeds = E.accuracy_points(recs, ops=["ADD"], op="ADD", size=10)
+    half = E.transition_of(recs, ops=["ADD"], op="ADD", size=10, n_boot=20, level=0.5)
+    assert half.level == 0.5 and half.value == pytest.approx(estimate_transition(xs, ys, seeds, n_boot=20, level=0.5).value)
+    r10 = E.reduction_of(recs, single=["ADD"], joint=["ADD", "MAX"], op="ADD", size=10, n_boot=20)
+    r7 = E.reduction_of(recs, single=["ADD"], joint=["ADD", "MAX"], op="ADD", size=7, n_boot=20, level=0.5)
+    assert r10.value > 2.0 and r7.value < 0.5 and r7.single.level == 0.5
+    # exactly three sizes on each side is enough
+    three_s = _records(["ADD"], "ADD", {1000: 0.1, 2000: 0.5, 4000: 1.0})
+    three_j = _records(["ADD", "MAX"], "ADD", {250: 0.1, 500: 0.5, 1000: 1.0})
+    assert E.reduction_of(three_s + three_j, single=["ADD"], joint=["ADD", "MAX"], op="ADD", n_boot=20) is not None
+
+
+def test_defaults_use_500_bootstrap_replicates():
+    recs = _records(["ADD"], "ADD", STEP_LATE) + _records(["ADD", "MAX"], "ADD", STEP_EARLY)
+    assert E.transition_of(recs, ops=["ADD"], op="ADD").n_boot == 500
+    assert E.reduction_of(recs, single=["ADD"], joint=["ADD", "MAX"], op="ADD").single.n_boot == 500
+
+
+def test_interval_accepts_objects_without_ci_kinds():
+    assert E.interval(SimpleNamespace(kind="estimate", value=3.0, lo=2.0, hi=4.0)) == (2.0, 4.0)
