@@ -17,6 +17,7 @@ help:
 	@echo "make nbref      - regenerate the smoke-preset reference notebooks in tests/notebooks/"
 	@echo "make bench      - run the benchmarks (JSON on stdout)"
 	@echo "make snapshot   - copy results/SCORECARD.md and results/figures to reports/quick/ (kept in git)"
+	@echo "make mutation   - mutation-test the core modules (mutmut); writes benchmarks/measured/mutation_score.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/data_throughput.py --json
 	$(PY) benchmarks/train_throughput.py --json
+
+# Mutation testing of the core modules (benchmarks/mutation.yaml); MODULES=train,model for a subset.
+.PHONY: mutation
+mutation: $(STAMP)
+	$(PY) benchmarks/mutation.py --modules "$(MODULES)" >/dev/null
 
 # Keep a finished quick run's scorecard and figures in the repository (reports/quick/).
 snapshot:
