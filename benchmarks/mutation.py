@@ -89,13 +89,31 @@ def results(work: Path) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for line in out.stdout.splitlines() if (m := STATUS_LINE.match(line))}
 
 
-def diff_of(work: Path, mutant: str) -> str:
-    out = subprocess.run(_mutmut() + ["show", mutant], cwd=work, capture_output=True, text=True)
-    keep = [ln for ln in out.stdout.splitlines() if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++"))]
-    return "\n".join(keep)
+_DIFFS = """
+import json, sys
+from pathlib import Path
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path, names = Path(sys.argv[1]), json.loads(sys.stdin.read())
+print(json.dumps({n: get_diff_for_mutant(n, path=path) for n in names}))
+"""
 
 
-def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool) -> dict:
+def diffs_of(work: Path, file: str, mutants: list[str]) -> dict[str, str]:
+    """The changed lines of each mutant (one process for all of them; ``mutmut show`` is one per mutant)."""
+    if not mutants:
+        return {}
+    out = subprocess.run([sys.executable, "-c", _DIFFS, file], cwd=work, input=json.dumps(mutants),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {k: "(diff unavailable: " + out.stderr.strip().splitlines()[-1] + ")" for k in mutants}
+    diffs = json.loads(out.stdout)
+    return {k: "\n".join(ln for ln in d.splitlines() if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++")))
+            for k, d in diffs.items()}
+
+
+def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, recheck: list[str] | None = None) -> dict:
+    """Mutate one module and test its mutants; ``recheck``: test only these mutants again (the
+    survivors of an earlier run, after new tests), keeping the earlier results of the others."""
     work = build / name
     if fresh and work.exists():
         shutil.rmtree(work)
@@ -103,7 +121,8 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool) 
     globs = [mutant_glob(m["file"], f) for f in m["functions"]]
     env = dict(os.environ, TQDM_DISABLE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
-    proc = subprocess.run(_mutmut() + ["run", "--max-children", str(max_children), *globs], cwd=work, env=env,
+    targets = globs if recheck is None else recheck
+    proc = subprocess.run(_mutmut() + ["run", "--max-children", str(max_children), *targets], cwd=work, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     (work / "mutmut_run.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
@@ -126,7 +145,7 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool) 
         "score": round(killed / judged, 4) if judged else None,
         "finished": proc.returncode == 0 and "not checked" not in counts,
         "mutmut_exit_code": proc.returncode, "seconds": round(seconds, 1),
-        "surviving": {k: diff_of(work, k) for k, v in sorted(status.items()) if v in ("survived", "no tests")},
+        "surviving": diffs_of(work, m["file"], [k for k, v in sorted(status.items()) if v in ("survived", "no tests")]),
     }
     return rec
 
@@ -139,6 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--build", default=str(ROOT / "build" / "mutation"))
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
     ap.add_argument("--fresh", action="store_true", help="discard earlier results in the scratch copies")
+    ap.add_argument("--recheck", action="store_true",
+                    help="test again only the mutants that survived the recorded run (after adding tests)")
     args = ap.parse_args(argv)
     cfg = load_config(Path(args.config))
     names = [n.strip() for n in args.modules.split(",") if n.strip()] or list(cfg["modules"])
@@ -153,7 +174,15 @@ def main(argv=None) -> int:
     for name in names:
         print(f"[mutation] {name} ...", file=sys.stderr, flush=True)
         try:
-            rec = run_module(name, cfg["modules"][name], Path(args.build), args.max_children, args.fresh)
+            before = report["modules"].get(name, {})
+            recheck = list(before.get("surviving", {})) if args.recheck and before.get("finished") else None
+            if recheck == []:
+                print(f"[mutation] {name}: no survivors to recheck", file=sys.stderr)
+                continue
+            rec = run_module(name, cfg["modules"][name], Path(args.build), args.max_children, args.fresh, recheck)
+            if recheck is not None:
+                rec["seconds"] = round(rec["seconds"] + before.get("seconds", 0.0), 1)
+                rec["rechecked_survivors"] = len(recheck)
         except KeyboardInterrupt:
             report["modules"][name] = {"file": cfg["modules"][name]["file"], "finished": False,
                                        "error": "interrupted"}
