@@ -137,8 +137,12 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, 
     no_tests = counts.get("no tests", 0)
     other = {k: v for k, v in counts.items() if k not in ("killed", "timeout", "survived", "no tests")}
     judged = killed + survived + no_tests
+    by_function = {}
+    for f, p in zip(m["functions"], pats):
+        mine = [v for k, v in status.items() if p.match(k)]
+        by_function[f] = {"mutants": len(mine), "killed": sum(v in ("killed", "timeout") for v in mine)}
     rec = {
-        "file": m["file"], "functions": list(m["functions"]), "tests": list(m["tests"]),
+        "file": m["file"], "functions": list(m["functions"]), "by_function": by_function, "tests": list(m["tests"]),
         "deselected": list(m.get("deselect", [])),
         "mutants": len(status), "killed": killed, "survived": survived, "no_tests": no_tests,
         "timeout": counts.get("timeout", 0), "other": other,
