@@ -77,7 +77,11 @@ def prepare(name: str, m: dict, work: Path) -> None:
     selection = list(m["tests"]) + [f"--deselect={d}" for d in m.get("deselect", [])]
     lines = ["[mutmut]", "source_paths=jointtask_lib", f"only_mutate={m['file']}",
              "pytest_add_cli_args_test_selection=", *[f"    {s}" for s in selection],
-             "pytest_add_cli_args=", "    -p", "    no:cacheprovider"]
+             "pytest_add_cli_args=", "    -p", "    no:cacheprovider",
+             # Fork each mutant's worker from a server that has only collected the tests, not from
+             # mutmut's main process, which has run them: there the in-process memo of
+             # data.make_datasets is already full, and a mutant of the data pipeline would never run.
+             "process_isolation=forkserver"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 
@@ -111,21 +115,26 @@ def diffs_of(work: Path, file: str, mutants: list[str]) -> dict[str, str]:
             for k, d in diffs.items()}
 
 
-def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, recheck: list[str] | None = None) -> dict:
+def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, recheck: list[str] | None = None,
+               summarize_only: bool = False) -> dict:
     """Mutate one module and test its mutants; ``recheck``: test only these mutants again (the
     survivors of an earlier run, after new tests), keeping the earlier results of the others."""
     work = build / name
     if fresh and work.exists():
         shutil.rmtree(work)
-    prepare(name, m, work)
+    if not summarize_only:
+        prepare(name, m, work)
     globs = [mutant_glob(m["file"], f) for f in m["functions"]]
     env = dict(os.environ, TQDM_DISABLE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     targets = globs if recheck is None else recheck
-    proc = subprocess.run(_mutmut() + ["run", "--max-children", str(max_children), *targets], cwd=work, env=env,
-                          capture_output=True, text=True)
+    if summarize_only:  # record what an interrupted run had tested, without running anything
+        proc = subprocess.CompletedProcess([], returncode=-1)
+    else:
+        proc = subprocess.run(_mutmut() + ["run", "--max-children", str(max_children), *targets], cwd=work,
+                              env=env, capture_output=True, text=True)
+        (work / "mutmut_run.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     seconds = time.perf_counter() - t0
-    (work / "mutmut_run.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     status = results(work)
     pats = [re.compile(re.escape(g[:-1]).replace(r"\*", ".*") + r"\d+$") for g in globs]
     status = {k: v for k, v in status.items() if any(p.match(k) for p in pats)}
@@ -136,6 +145,7 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, 
     survived = counts.get("survived", 0)
     no_tests = counts.get("no tests", 0)
     other = {k: v for k, v in counts.items() if k not in ("killed", "timeout", "survived", "no tests")}
+    not_checked = counts.get("not checked", 0)
     judged = killed + survived + no_tests
     by_function = {}
     for f, p in zip(m["functions"], pats):
@@ -147,8 +157,9 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, 
         "mutants": len(status), "killed": killed, "survived": survived, "no_tests": no_tests,
         "timeout": counts.get("timeout", 0), "other": other,
         "score": round(killed / judged, 4) if judged else None,
-        "finished": proc.returncode == 0 and "not checked" not in counts,
-        "mutmut_exit_code": proc.returncode, "seconds": round(seconds, 1),
+        "finished": proc.returncode == 0 and not_checked == 0, "not_checked": not_checked,
+        "mutmut_exit_code": proc.returncode, "seconds": None if summarize_only else round(seconds, 1),
+        "summarized_only": summarize_only,
         "surviving": diffs_of(work, m["file"], [k for k, v in sorted(status.items()) if v in ("survived", "no tests")]),
     }
     return rec
@@ -162,6 +173,8 @@ def main(argv=None) -> int:
     ap.add_argument("--build", default=str(ROOT / "build" / "mutation"))
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
     ap.add_argument("--fresh", action="store_true", help="discard earlier results in the scratch copies")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="record the state of earlier (e.g. interrupted) runs without running mutmut")
     ap.add_argument("--recheck", action="store_true",
                     help="test again only the mutants that survived the recorded run (after adding tests)")
     args = ap.parse_args(argv)
@@ -183,9 +196,10 @@ def main(argv=None) -> int:
             if recheck == []:
                 print(f"[mutation] {name}: no survivors to recheck", file=sys.stderr)
                 continue
-            rec = run_module(name, cfg["modules"][name], Path(args.build), args.max_children, args.fresh, recheck)
+            rec = run_module(name, cfg["modules"][name], Path(args.build), args.max_children, args.fresh, recheck,
+                             args.summarize_only)
             if recheck is not None:
-                rec["seconds"] = round(rec["seconds"] + before.get("seconds", 0.0), 1)
+                rec["seconds"] = round((rec["seconds"] or 0.0) + (before.get("seconds") or 0.0), 1)
                 rec["rechecked_survivors"] = len(recheck)
         except KeyboardInterrupt:
             report["modules"][name] = {"file": cfg["modules"][name]["file"], "finished": False,

@@ -505,6 +505,7 @@ def test_accuracy_points_and_select_skip_what_does_not_belong():
     mixed = [direct, *ok]
     assert [r["key"] for r in E.select(mixed, ops=["ADD"], cot="reduce")] == [r["key"] for r in ok]
     assert [r["key"] for r in E.select(mixed, ops=["ADD"], cot="direct")] == ["direct"]
+    assert E.accuracy_points(mixed, ops=["ADD"], op="ADD", cot="direct")[0].tolist() == [1000.0]
     assert E.unique_records([None, ok[0], ok[0], ok[1]]) == ok
     with pytest.raises(ValueError, match=r"^every record must have a 'key' \(the run's configuration hash\)$"):
         E.unique_records([{"spec": {}}])
