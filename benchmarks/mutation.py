@@ -165,6 +165,30 @@ def run_module(name: str, m: dict, build: Path, max_children: int, fresh: bool, 
     return rec
 
 
+def merge_recheck(before: dict, rec: dict) -> dict:
+    """A recheck tests only the earlier survivors (mutmut may forget the other results when the test
+    selection changes); the earlier kills stand, since adding tests cannot revive a mutant."""
+    out = dict(rec)
+    out["killed"] = before["killed"] + rec["killed"]
+    other = dict(rec["other"])
+    other.pop("not checked", None)
+    out["other"], out["not_checked"] = other, 0
+    judged = out["killed"] + out["survived"] + out["no_tests"]
+    out["mutants"] = before["mutants"]
+    out["score"] = round(out["killed"] / judged, 4) if judged else None
+    out["finished"] = bool(before.get("finished")) and rec["mutmut_exit_code"] == 0
+    out["seconds"] = round((rec["seconds"] or 0.0) + (before.get("seconds") or 0.0), 1)
+    out["rechecked_survivors"] = len(before.get("surviving", {}))
+    out["first_run"] = {k: before[k] for k in ("killed", "survived", "no_tests", "score")}
+    if "by_function" in before or "by_function" in rec:
+        fns = rec.get("by_function") or before.get("by_function") or {}
+        out["by_function"] = {f: {"mutants": v["mutants"],
+                                  "killed": v["mutants"] - sum(1 for k in out["surviving"]
+                                                              if mutant_glob(out["file"], f)[:-1] in k)}
+                              for f, v in fns.items()}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(CONFIG))
@@ -199,8 +223,7 @@ def main(argv=None) -> int:
             rec = run_module(name, cfg["modules"][name], Path(args.build), args.max_children, args.fresh, recheck,
                              args.summarize_only)
             if recheck is not None:
-                rec["seconds"] = round((rec["seconds"] or 0.0) + (before.get("seconds") or 0.0), 1)
-                rec["rechecked_survivors"] = len(recheck)
+                rec = merge_recheck(before, rec)
         except KeyboardInterrupt:
             report["modules"][name] = {"file": cfg["modules"][name]["file"], "finished": False,
                                        "error": "interrupted"}
