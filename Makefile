@@ -22,6 +22,7 @@ help:
 	@echo "make snapshot   - copy results/quick/SCORECARD.md and results/quick/figures to reports/quick/ (kept in git)"
 	@echo "make student    - write the student notebooks (no solution cells) to $(STUDENT_OUT)/"
 	@echo "make html       - render the executed notebooks in $(HTML_FROM)/ as offline HTML in reports/$(PRESET)/html/"
+	@echo "make mutation   - mutation-test the core modules (mutmut); writes benchmarks/measured/mutation_score.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +74,11 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/data_throughput.py --json
 	$(PY) benchmarks/train_throughput.py --json
+
+# Mutation testing of the core modules (benchmarks/mutation.yaml); MODULES=train,model for a subset.
+.PHONY: mutation
+mutation: $(STAMP)
+	$(PY) benchmarks/mutation.py --modules "$(MODULES)" >/dev/null
 
 # Keep a finished quick run's scorecard and figures in the repository (reports/quick/).
 snapshot:

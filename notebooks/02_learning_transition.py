@@ -167,6 +167,31 @@ for n in moduli:
             print(f"    transition(ADD) / transition({o}): {red.describe()}")
 
 # %% [markdown]
+# A check that would notice wrong numbers: the run's accuracies (rounded), and the estimator and
+# the verdict on fixed curves whose answer is known.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+
+from jointtask_lib.transition import estimate_transition
+
+# The run's accuracies, rounded (same seeds, same numbers: a change here means the training changed).
+for n in moduli:
+    for op in ops:
+        accs = [f"{mean:.1f}" for _, mean, _, _ in experiments.mean_curve(records, ops=(op,), op=op, size=n)]
+        print(f"mod {n} {op}: mean accuracy by size", " ".join(accs))
+# The estimator and the verdict on fixed curves (3 seeds): learned around 1,000 / 3,000 / 12,000 parameters.
+sizes = np.repeat([250, 500, 1e3, 2e3, 4e3, 8e3, 16e3, 32e3, 64e3], 3)
+wobble = np.tile([-0.02, 0.0, 0.02], 9)
+fixed = {op: estimate_transition(sizes, np.clip(0.1 + 0.9 / (1 + (mid / sizes) ** 6) + wobble, 0, 1),
+                                 np.tile([0, 1, 2], 9), n_boot=200, rng=0)
+         for op, mid in (("MAX", 1e3), ("MED", 3e3), ("ADD", 12e3))}
+for op, t in fixed.items():
+    print(f"fixed curve {op}: transition {t}")
+print("order:", " < ".join(experiments.hardness_order(fixed)), "| ADD hardest:", experiments.hardest_verdict(fixed, "ADD")[0])
+
+# %% [markdown]
 # ## How does the transition move with n?
 #
 # Paper A scales the data linearly with n and (per its own summary) finds that the transition

@@ -106,6 +106,14 @@ for n in joint.sizes:
     print(f"mod {n}")
     print(tables.transition_table(transitions, label="training mix"))
 
+# %%
+# NBVAL_CHECK_OUTPUT
+# The run's accuracies on the target, rounded (same seeds, same numbers: a change here means training changed).
+for n in joint.sizes:
+    for m in joint.mixes:
+        accs = [f"{mean:.1f}" for _, mean, _, _ in experiments.mean_curve(records[joint.name], ops=m, op=target, size=n)]
+        print(f"mod {n} {experiments.fmt_mix(m)}: mean {target} accuracy by size", " ".join(accs))
+
 # %% [markdown]
 # ## Reduction factors
 #

@@ -113,6 +113,14 @@ for n in moduli:
     print(f"mod {n}")
     print(tables.transition_table(transitions[n], label="condition"))
 
+# %%
+# NBVAL_CHECK_OUTPUT
+# The run's accuracies on the target, rounded (same seeds, same numbers: a change here means training changed).
+for size, by_label in points.items():
+    for label, (xs, ys, _) in by_label.items():
+        print(f"mod {size} {label}: mean {target} accuracy by size",
+              " ".join(f"{ys[xs == x].mean():.1f}" for x in sorted(set(xs.tolist()))))
+
 # %% [markdown]
 # ## Reduction factors against training ADD from scratch, and continual vs joint
 #

@@ -76,6 +76,14 @@ for k in ks:
     print(f"S_{k} (floor {'fitted' if floors[k] is None else f'{floors[k]:.4f}'})")
     print(tables.transition_table(transitions[k], label="training mix"))
 
+# %%
+# NBVAL_CHECK_OUTPUT
+# The run's accuracies on the target, rounded (same seeds, same numbers: a change here means training changed).
+for size, by_label in points.items():
+    for label, (xs, ys, _) in by_label.items():
+        print(f"S_{size} {label}: mean {target} accuracy by size",
+              " ".join(f"{ys[xs == x].mean():.1f}" for x in sorted(set(xs.tolist()))))
+
 # %% [markdown]
 # ## Which pairings lower the transition?
 #
