@@ -27,14 +27,32 @@ def _ints(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
 
 
+def _op_args(s: str) -> dict:
+    """``MED=3`` or ``MED=3,NADD=2-4`` -> ``{"MED": [3, 3], "NADD": [2, 4]}``."""
+    out = {}
+    for item in _csv(s):
+        op, sep, rng = item.partition("=")
+        lo, _, hi = rng.partition("-")
+        try:
+            out[op.strip()] = [int(lo), int(hi or lo)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected OP=K or OP=MIN-MAX, comma-separated; got {s!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected OP=K or OP=MIN-MAX, comma-separated; got {s!r}")
+    return out
+
+
 def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=_csv, default=("ADD",), help="comma-separated ops, e.g. ADD,MAX")
     p.add_argument("--family", default="listops", help="listops (mod n) or perm (S_k)")
-    p.add_argument("--modulus", type=int, default=10, help="modulus n for listops")
+    p.add_argument("--modulus", type=int, default=None, help="modulus n for listops (default 10)")
     p.add_argument("--perm-k", type=int, default=3, help="k for products in S_k")
     p.add_argument("--depth", type=int, default=3, help="maximum nesting depth")
     p.add_argument("--min-args", type=int, default=2)
     p.add_argument("--max-args", type=int, default=3)
+    p.add_argument("--op-args", type=_op_args, default=None,
+                   help="an arity per operation, e.g. MED=3 (MED nodes get 3 arguments, the others keep "
+                        "--min-args..--max-args) or MED=2-4")
     p.add_argument("--p-nest", type=float, default=0.5, help="probability an argument is nested")
     p.add_argument("--cot", default="reduce", help="reduce | none")
     p.add_argument("--mixing", default="expression", help="expression | node")
@@ -47,9 +65,10 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
 
 def task_from_args(a) -> TaskConfig:
     return TaskConfig(
-        ops=a.ops, family=a.family, modulus=a.modulus, perm_k=a.perm_k, depth=a.depth,
+        ops=a.ops, family=a.family, modulus=10 if a.modulus is None else a.modulus, perm_k=a.perm_k, depth=a.depth,
         min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
         relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
+        op_args=getattr(a, "op_args", None) or (),
     )
 
 
@@ -60,19 +79,66 @@ def cmd_data(a) -> int:
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
     check_int("n", a.n, lo=0)
-    task = task_from_args(a)
-    if a.split == "train":
-        train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=a.seed)
-        exprs = train.exprs
+    if a.sweep:
+        task, exprs = _sweep_examples(a)
     else:
-        _, test = make_datasets(task, n_train=0, n_test=a.n, seed=a.seed)
-        exprs = test.exprs
+        task = task_from_args(a)
+        seed = 0 if a.seed is None else a.seed
+        if a.split == "train":
+            train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=seed)
+            exprs = train.exprs
+        else:
+            _, test = make_datasets(task, n_train=0, n_test=a.n, seed=seed)
+            exprs = test.exprs
     lines = []
     for e in exprs:
         rec = example_record(task, e, a.split)
         lines.append(json.dumps(rec) if a.format == "jsonl" else rec["text"])
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
     return 0
+
+
+def _sweep_examples(a):
+    """``jointtask data --sweep FILE``: the first ``n`` examples of ``--ops`` exactly as the run of
+    that sweep trains (``--split train``) or is tested (``--split test``) on them.
+
+    The run is the sweep's first run (at ``--preset``, ``--seed-offset``) whose mix is ``--ops``,
+    or else whose mix contains every op of ``--ops`` (then only the examples of those ops are
+    printed, in the order the run draws them), at ``--modulus``, ``--width`` and ``--seed``
+    (default: the grid's first of each).  Its task, sizes and data seed are the run's own (with
+    ``data_seeds: per_run`` the data seed depends on the width).  Draws are sequential, so the first
+    ``k`` examples of a split do not depend on its size: these are the run's first examples.
+    """
+    from .data import make_datasets
+    from .sweep import load_sweep
+    from .validate import check_choice
+
+    sw = load_sweep(a.sweep, a.preset, a.seed_offset)
+    ops = tuple(a.ops)
+    size_name = "modulus" if sw.specs[0].task.family == "listops" else "perm_k"
+    size = sw.sizes[0] if a.modulus is None else check_choice("modulus", a.modulus, sw.sizes)
+    width = sw.widths[0] if a.width is None else check_choice("width", a.width, sw.widths)
+    seed = sw.seeds[0] if a.seed is None else check_choice("seed", a.seed, sw.seeds)
+    cands = [s for s in sw.specs if getattr(s.task, size_name) == size and s.arch.n_embed == width
+             and s.seed == seed and s.init is None]
+    spec = next((s for s in cands if tuple(s.task.ops) == ops), None)
+    if spec is None:
+        spec = next((s for s in cands if set(ops) <= set(s.task.ops)), None)
+    if spec is None:
+        raise ValueError(f"'ops' = {','.join(ops)} is in none of the mixes of {a.sweep}; its mixes are "
+                         f"{', '.join('+'.join(m) for m in sw.mixes)}")
+    task, tr = spec.task, spec.train
+    want = set(ops)
+    k = a.n
+    while True:
+        if a.split == "train":
+            exprs = make_datasets(task, n_train=max(k, 1), n_test=tr.n_test, seed=spec.data_seed())[0].exprs
+        else:
+            exprs = make_datasets(task, n_train=0, n_test=max(k, 1), seed=spec.data_seed())[1].exprs
+        picked = [e for e in exprs if e[0] in want] if task.mixing == "expression" else list(exprs)
+        if len(picked) >= a.n or k >= 64 * max(a.n, 1):
+            return task, picked[: a.n]
+        k *= 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,9 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="number of examples")
     p.add_argument("--n-test", type=int, default=None,
                    help="size of the held-out test set the train split must avoid (default: the library default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="data seed (default 0); with --sweep: the run's grid seed (default its first)")
     p.add_argument("--split", default="train", help="train | test")
     p.add_argument("--format", default="text", help="jsonl | text")
+    p.add_argument("--sweep", default=None,
+                   help="a params/sweeps/*.yaml file: print the examples of --ops exactly as that sweep's "
+                        "run trains on them (its task, sizes and data seed; other task flags are ignored)")
+    p.add_argument("--preset", default="quick", help="with --sweep: smoke | quick | paper")
+    p.add_argument("--seed-offset", type=int, default=0, help="with --sweep: the sweep's seed offset")
+    p.add_argument("--width", type=int, default=None, help="with --sweep: the run's width (default: the grid's first)")
     p.set_defaults(func=cmd_data)
 
     for extend in _EXTENSIONS:

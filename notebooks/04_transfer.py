@@ -38,6 +38,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `sweep`, `sweep_preset`: the sweep file whose ADD runs define the widths, moduli and seeds.
 # * `target`, `pretrain`: the hard task and the pretraining mix (paper A: ADD after MAX+MED).
 # * `width`: the width (n_embed) for the one-width comparisons; `0` chooses it from the data:
@@ -52,6 +54,7 @@
 # %% tags=["parameters"]
 sweep = "transfer"
 sweep_preset = "quick"
+seed_offset = 0
 target = "ADD"
 pretrain = ["MAX", "MED"]
 width = 0
@@ -79,7 +82,7 @@ from jointtask_lib.notebook import check_parameters
 from jointtask_lib.validate import check_choice
 
 check_parameters("04_transfer", globals())  # every parameter, by the rules presets obey
-sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
+sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset, seed_offset)
 if width:
     check_choice("width", width, sw.widths)
 TaskConfig(ops=tuple(pretrain) + (target,))  # validates the op names

@@ -41,6 +41,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `single_sweep`, `joint_sweep`, `sweep_preset`: the sweeps whose runs give the measured
 #   transitions (single tasks) and reduction factors (pairings); nothing new is trained if
 #   notebooks 02 and 03 ran at this preset. Every modulus of each sweep is used.
@@ -60,6 +62,7 @@ joint_sweep = "joint_training"
 extra_sweeps = ["controls", "prime_modulus"]
 train_extra = False
 sweep_preset = "quick"
+seed_offset = 0
 moduli = [5, 10, 11, 20, 43, 45]
 target = "ADD"
 level = 0.8
@@ -95,9 +98,9 @@ from jointtask_lib.notebook import check_parameters
 check_parameters("08_output_structure", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)
 sweep_dir = paths.repo_root() / "params" / "sweeps"
-single_sw = load_sweep(sweep_dir / f"{single_sweep}.yaml", sweep_preset)
-joint_sw = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset)
-extras = [load_sweep(sweep_dir / f"{name}.yaml", sweep_preset) for name in extra_sweeps]
+single_sw = load_sweep(sweep_dir / f"{single_sweep}.yaml", sweep_preset, seed_offset)
+joint_sw = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset, seed_offset)
+extras = [load_sweep(sweep_dir / f"{name}.yaml", sweep_preset, seed_offset) for name in extra_sweeps]
 if (target,) not in joint_sw.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {joint_sweep}")
 results = paths.results_dir(results_dir)
