@@ -83,9 +83,7 @@ class TaskConfig:
     op_args: tuple[tuple[str, int, int], ...] = ()
 
     def __post_init__(self):
-        # Entries equal to min_args..max_args say nothing: dropped, so they never change a key.
-        object.__setattr__(self, "op_args", tuple(
-            e for e in _normalise_op_args(self.op_args) if (e[1], e[2]) != (self.min_args, self.max_args)))
+        object.__setattr__(self, "op_args", _normalise_op_args(self.op_args))
         ops = self.ops
         if isinstance(ops, str):
             ops = tuple(o.strip() for o in ops.split(",") if o.strip())
@@ -93,6 +91,11 @@ class TaskConfig:
         if self.weights is not None:
             object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
         check_choice("family", self.family, FAMILIES)
+        for op, _, _ in self.op_args:
+            check_choice("op_args", op, FAMILIES[self.family])
+        # Entries equal to min_args..max_args say nothing: dropped, so they never change a key.
+        object.__setattr__(self, "op_args", tuple(
+            e for e in self.op_args if (e[1], e[2]) != (self.min_args, self.max_args)))
         if self.family == "listops":
             check_int("modulus", self.modulus, lo=2, hi=200)
         else:
