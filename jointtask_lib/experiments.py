@@ -143,6 +143,15 @@ def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, jo
     return reduction_factor(a, b, n_boot=n_boot, **kw)
 
 
+def width_ticks(records) -> dict:
+    """``{n_params: n_embed}`` over ``records``: the width behind each parameter count (the tick
+    labels of :func:`jointtask_lib.plots.plot_transition_curves`)."""
+    out = {}
+    for r in records:
+        out[float(r["n_params"])] = int(r["spec"]["arch"]["n_embed"])
+    return out
+
+
 def mean_curve(records, *, ops, op, size=None, x: str = "n_params") -> list[tuple[float, float, float, int]]:
     """(size, mean accuracy, sd across seeds, n seeds) per size, for tables."""
     xs, ys, _ = accuracy_points(records, ops=ops, op=op, size=size, x=x)

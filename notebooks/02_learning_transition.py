@@ -150,7 +150,7 @@ print(tables.format_table(["n", "op", "floor of the fit"], floor_rows))
 
 # %%
 for n in moduli:
-    fig = plots.plot_transition_curves(points[n], transitions[n], level=level,
+    fig = plots.plot_transition_curves(points[n], transitions[n], level=level, ticks=experiments.width_ticks(records),
                                        title=f"Single-task accuracy vs size (mod {n}, {sw.preset})")
     plots.show_figure(fig, f"02_single_task_curves_mod{n}", results, save=save_figures)
     print(f"mod {n}")

@@ -116,7 +116,7 @@ for n in joint.sizes:
     transitions = {experiments.fmt_mix(m): experiments.transition_of(records[joint.name], ops=m, op=target, size=n,
                                                                      level=level, n_boot=n_boot, chance=floor)
                    for m in joint.mixes}
-    fig = plots.plot_transition_curves(points, transitions, level=level,
+    fig = plots.plot_transition_curves(points, transitions, level=level, ticks=experiments.width_ticks(records[joint.name]),
                                        title=f"{target} accuracy by training mix (mod {n}, {joint.preset})")
     plots.show_figure(fig, f"03_joint_curves_mod{n}", results, save=save_figures)
     print(f"mod {n}")

@@ -114,8 +114,10 @@ print(sum(len(v) for v in records.values()), "records ready")
 
 # %%
 joint_mix = experiments.joint_mix((target,), tuple(pretrain))
-mix_of = {"scratch": (target,), "transfer": (target,), "joint": joint_mix, "joint_then_target": (target,)}
-labels = {"scratch": f"{target} from scratch", "transfer": f"{'+'.join(pretrain)} → {target}",
+mix_of = {"scratch": (target,), "scratch_matched": (target,), "transfer": (target,), "joint": joint_mix,
+          "joint_then_target": (target,)}
+labels = {"scratch": f"{target} from scratch", "scratch_matched": f"{target} from scratch, compute-matched",
+          "transfer": f"{'+'.join(pretrain)} → {target}",
           "joint": f"{'+'.join(pretrain)}+{target} jointly", "joint_then_target": f"joint → {target} only"}
 points, transitions, floors = {}, {}, {}
 for n in moduli:
@@ -126,6 +128,7 @@ for n in moduli:
                                                            n_boot=n_boot, chance=floors[n])
                       for c, m in mix_of.items()}
     fig = plots.plot_transition_curves(points[n], transitions[n], level=level, ncols=2,
+                                       ticks=experiments.width_ticks(records["scratch"]),
                                        title=f"{target} accuracy after different training histories (mod {n})")
     plots.show_figure(fig, f"04_transfer_curves_mod{n}", results, save=save_figures)
     print(f"mod {n}")
@@ -138,7 +141,9 @@ for n in moduli:
 # (above 1: that history lets a smaller model learn ADD). The last row compares the two
 # presentations the reviewers asked about *directly*: the transition of the joint model ÷ that
 # of the continual one (MAX+MED, then ADD): above 1 means presenting the tasks one after the other
-# beats presenting them together.
+# beats presenting them together. "transfer vs compute-matched" divides by ADD from scratch trained
+# for as many steps as pretraining plus ADD training (the pretrained model's whole budget), not
+# only as many as its ADD stage.
 
 # %%
 reductions = {}
@@ -149,6 +154,9 @@ for n in moduli:
                                             chance=floors[n])
         for c in ("transfer", "joint", "joint_then_target")
     }
+    reductions[n]["transfer vs compute-matched"] = experiments.reduction_of(
+        records["scratch_matched"], single=(target,), joint=(target,), op=target, size=n,
+        joint_records=records["transfer"], level=level, n_boot=n_boot, chance=floors[n])
     reductions[n]["continual vs joint"] = experiments.reduction_of(
         records["joint"], single=joint_mix, joint=(target,), op=target, size=n, joint_records=records["transfer"],
         level=level, n_boot=n_boot, chance=floors[n])

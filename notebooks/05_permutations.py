@@ -88,7 +88,7 @@ for k in ks:
     transitions[k] = {experiments.fmt_mix(m): experiments.transition_of(records, ops=m, op=target, size=k,
                                                                         level=level, n_boot=n_boot, chance=floors[k])
                       for m in sw.mixes}
-    fig = plots.plot_transition_curves(points[k], transitions[k], level=level,
+    fig = plots.plot_transition_curves(points[k], transitions[k], level=level, ticks=experiments.width_ticks(records),
                                        title=f"{target} accuracy in S_{k} by training mix ({sw.preset})")
     plots.show_figure(fig, f"05_permutation_curves_S{k}", results, save=save_figures)
     print(f"S_{k} (floor {'fitted' if floors[k] is None else f'{floors[k]:.4f}'})")
