@@ -237,3 +237,22 @@ def test_transfer_conditions_compute_matched_and_data_seeds(per_run):
             assert len({sc.data_seed(), pre.data_seed(), jo.data_seed()}) == 3
         else:
             assert sc.data_seed() == pre.data_seed() == jo.data_seed() == sc.seed
+
+
+def test_budget_sensitivity_script_trains_both_budgets(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("budget_sensitivity", ROOT / "benchmarks" / "budget_sensitivity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    assert mod.main(["--preset", "smoke", "--steps", "4", "--widths", "8", "--seeds", "0,1,2", "--n-boot", "50",
+                     "--results", str(tmp_path / "r"), "--workers", "1", "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["budgets_steps"] == {"base": 4, "x2": 8}
+    runs = d["runs"]
+    assert len(runs) == 2 * 2 * 3  # budgets x mixes x seeds
+    assert {r["steps_trained"] for r in runs if r["budget"] == "x2"} <= set(range(1, 9))
+    assert max(r["steps_trained"] for r in runs if r["budget"] == "x2") > 4
+    with pytest.raises(SystemExit):
+        mod.main(["--seeds", "0,1"])
