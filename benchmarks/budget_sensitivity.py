@@ -68,13 +68,8 @@ def _summary(records, modulus: int, n_boot: int) -> dict:
 
 
 def _pooled(pooled_reduction, records, modulus):
-    rows = {m: [(float(r["n_params"]), float(r["metrics"]["per_op"]["ADD"]["gen_acc"]), int(r["spec"]["seed"]))
-                for r in experiments.select(records, ops=m, size=modulus)] for m in (SINGLE, JOINT)}
-    try:
-        res = pooled_reduction(*[tuple(zip(*rows[m])) for m in (SINGLE, JOINT)])
-    except Exception as exc:  # its signature is the verdicts issue's; report, do not guess
-        return f"not computed: {type(exc).__name__}: {exc}"
-    return getattr(res, "describe", lambda: str(res))()
+    a, b = (experiments.accuracy_points(records, ops=m, op="ADD", size=modulus) for m in (SINGLE, JOINT))
+    return pooled_reduction(a, b).describe()
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,7 @@ A sweep file describes a base configuration and a grid, plus presets that overri
     train: {steps: 1500, batch_size: 32}
     grid:
       mixes:  [[ADD], [MAX], [ADD, MAX, MED]]    # each mix: a list of ops, or {ops: [...], weights: [...]}
+                                                 # (a mapping may also give the mix its own seeds / widths)
       moduli: [10]
       widths: [8, 16, 32]
       seeds:  [0, 1, 2]
@@ -208,10 +209,15 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
     size_key = "moduli" if family == "listops" else "perm_ks"
     sizes = grid.get(size_key) or [TaskConfig.__dataclass_fields__["modulus" if family == "listops" else "perm_k"].default]
     mixes = []
+    own: dict[int, dict] = {}  # per-mix seeds / widths overriding the grid's
     for i, m in enumerate(grid["mixes"]):
         if isinstance(m, dict):
-            _check_keys(where, f"grid.mixes[{i}].", m, {"ops", "weights"})
+            _check_keys(where, f"grid.mixes[{i}].", m, {"ops", "weights", "seeds", "widths"})
             ops, weights = m.get("ops"), m.get("weights")
+            for k in ("seeds", "widths"):
+                if k in m and (not isinstance(m[k], list) or not m[k]):
+                    raise SweepError(f"{where}: 'grid.mixes[{i}].{k}' must be a non-empty list")
+            own[i] = {k: m[k] for k in ("seeds", "widths") if k in m}
         else:
             ops, weights = m, None
         if isinstance(ops, str):
@@ -226,6 +232,11 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
     try:
         widths = [check_int("grid.widths", w, lo=2) for w in grid["widths"]]
         seeds = [check_int("grid.seeds", s, lo=0) + seed_offset for s in grid["seeds"]]
+        for i, o in own.items():
+            if "widths" in o:
+                o["widths"] = [check_int(f"grid.mixes[{i}].widths", w, lo=2) for w in o["widths"]]
+            if "seeds" in o:
+                o["seeds"] = [check_int(f"grid.mixes[{i}].seeds", v, lo=0) + seed_offset for v in o["seeds"]]
     except ValueError as exc:
         raise fail(exc, {}) from None
     try:
@@ -247,12 +258,12 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
                 task = TaskConfig.from_dict(tkw)
             except (ValueError, TypeError) as exc:
                 raise fail(exc, task_paths) from None
-            for w in widths:
+            for w in own.get(i, {}).get("widths", widths):
                 try:
                     arch = Arch(n_embed=w, **arch_base)
                 except (ValueError, TypeError) as exc:
                     raise fail(exc, arch_paths) from None
-                for s in seeds:
+                for s in own.get(i, {}).get("seeds", seeds):
                     run_train = train
                     if data_seeds == "per_run":
                         from dataclasses import replace as _replace
@@ -265,7 +276,9 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
     return Sweep(
         name=str(d.get("name", Path(source).stem)), description=str(d.get("description", "")),
         preset=preset, source=source, specs=tuple(specs), mixes=tuple(m for m, _ in mixes),
-        widths=tuple(widths), seeds=tuple(seeds), sizes=tuple(sizes), seed_offset=seed_offset,
+        widths=tuple(sorted({*widths, *(w for o in own.values() for w in o.get("widths", ()))})),
+        seeds=tuple(sorted({*seeds, *(v for o in own.values() for v in o.get("seeds", ()))})),
+        sizes=tuple(sizes), seed_offset=seed_offset,
         data_seeds=data_seeds,
     )
 

@@ -256,3 +256,19 @@ def test_budget_sensitivity_script_trains_both_budgets(tmp_path, capsys):
     assert max(r["steps_trained"] for r in runs if r["budget"] == "x2") > 4
     with pytest.raises(SystemExit):
         mod.main(["--seeds", "0,1"])
+
+
+def test_a_mix_may_have_its_own_seeds_and_widths():
+    data = dict(BASE, grid={"mixes": [{"ops": ["ADD"], "seeds": [0, 1, 2], "widths": [8, 9, 10]}, ["ADD", "MAX"]],
+                            "widths": [8, 12], "seeds": [0, 1]})
+    sw = parse_sweep(data, seed_offset=100)
+    got = {(s.task.ops, s.arch.n_embed, s.seed) for s in sw.specs}
+    assert got == ({(("ADD",), w, 100 + s) for w in (8, 9, 10) for s in (0, 1, 2)}
+                   | {(("ADD", "MAX"), w, 100 + s) for w in (8, 12) for s in (0, 1)})
+    assert sw.widths == (8, 9, 10, 12) and sw.seeds == (100, 101, 102)
+    bad = dict(BASE, grid={"mixes": [{"ops": ["ADD"], "seeds": []}], "widths": [8], "seeds": [0]})
+    with pytest.raises(SweepError, match=r"'grid.mixes\[0\].seeds' must be a non-empty list"):
+        parse_sweep(bad)
+    bad = dict(BASE, grid={"mixes": [{"ops": ["ADD"], "widths": [1]}], "widths": [8], "seeds": [0]})
+    with pytest.raises(SweepError, match=r"'grid.mixes\[0\].widths' must be"):
+        parse_sweep(bad)
