@@ -105,10 +105,11 @@ if (target,) not in joint_sw.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {joint_sweep}")
 results = paths.results_dir(results_dir)
 base_task = joint_sw.specs[0].task
-arities = tuple(range(base_task.min_args, base_task.max_args + 1))
 ops = list(LISTOPS_OPS)
+# each operation's own argument counts in the trained task (MED has 3 where ADD has 2: MED of two is MIN)
+arities = {op: tuple(range(base_task.arity(op)[0], base_task.arity(op)[1] + 1)) for op in ops}
 train_moduli = sorted(set(single_sw.sizes) | set(joint_sw.sizes))
-print(f"operations: {', '.join(ops)}; arities {list(arities)}; moduli {moduli}")
+print(f"operations: {', '.join(ops)}; arities {', '.join(f'{o} {list(k)}' for o, k in arities.items())}; moduli {moduli}")
 print(f"single tasks: {single_sw.name} ({single_sw.preset}) mixes {[experiments.fmt_mix(m) for m in single_sw.mixes]}; "
       f"moduli {list(single_sw.sizes)}")
 print(f"pairings: {joint_sw.name} ({joint_sw.preset}) mixes {[experiments.fmt_mix(m) for m in joint_sw.mixes]}; "
@@ -129,7 +130,7 @@ print(f"synergy features: {synergy_features}")
 # NBVAL_CHECK_OUTPUT
 def listops_tasks(mods):
     return [TaskConfig(ops=tuple(ops), modulus=m, depth=base_task.depth, min_args=base_task.min_args,
-                       max_args=base_task.max_args) for m in mods]
+                       max_args=base_task.max_args, op_args=base_task.op_args) for m in mods]
 
 
 dists = tables.output_distributions(listops_tasks(moduli))
