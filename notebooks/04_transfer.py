@@ -75,7 +75,7 @@ interactive = False
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from jointtask_lib import experiments, paths, plots, scorecard, tables
+from jointtask_lib import claims_extra, experiments, paths, plots, scorecard, tables
 from jointtask_lib.sweep import load_sweep, run_named
 from jointtask_lib.tasks import TaskConfig
 from jointtask_lib.notebook import check_parameters
@@ -225,6 +225,8 @@ for n in moduli:
 #   lies in our CI (`scorecard.magnitude_check`).
 # * **Transfer at one width**: the pretrained model's ADD accuracy lies above the from-scratch
 #   model's, CI against CI (`scorecard.verdict_greater`; overlapping CIs are inconclusive).
+# * **Extensions** (`jointtask_lib/claims_extra.py`, scored apart): transfer against a
+#   *compute-matched* from-scratch model, and transfer at the smallest trained width.
 # * **Continual vs joint** (reviewers' request; the paper gives no number for it): the continual
 #   presentation lowers ADD's transition below the joint one's.
 # * **Fine-tuning on ADD after joint training** (reviewers' request; no paper number): it
@@ -257,6 +259,10 @@ for n in moduli:
         ours=red.describe(labels=("joint", "continual")) if red is not None else "no estimate",
         verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
         preset=sw.preset, notebook="04_transfer", note="factor = transition(joint) / transition(continual)"))
+    rows.append(claims_extra.compute_matched_transfer_claim(
+        reductions[n]["transfer vs compute-matched"], n=n, target=target, pretrain=pretrain, preset=sw.preset))
+    rows.append(claims_extra.transfer_at_smallest_width_claim(
+        records["transfer"], records["scratch"], n=n, target=target, pretrain=pretrain, preset=sw.preset))
     w = chosen[n]
     if w is None:
         for cid, what in (("A-transfer-at-width", "transfer at one width"), ("A-finetune-after-joint", "fine-tuning")):

@@ -46,6 +46,8 @@
 #   0: the runs as written).
 # * `sweep`, `sweep_preset`: the joint-training sweep (`params/sweeps/<sweep>.yaml`) whose runs
 #   are analysed — the same runs notebook 03 trains, so nothing new is trained here.
+# * `prime_sweep`: the sweep with ADD+PROD at a prime modulus (notebook 03 trains it); its runs are
+#   scored only if they are in the cache (nothing is trained for them here).
 # * `single`, `joint`: the two task mixes compared; `pretrain`: the pretraining mix of the
 #   transferred models.
 # * `width`: the model width compared; `0` picks, for each modulus, the smallest width at which
@@ -63,6 +65,7 @@
 sweep = "joint_training"
 sweep_preset = "quick"
 seed_offset = 0
+prime_sweep = "prime_modulus"
 single = ["ADD"]
 joint = ["ADD", "MAX", "MED"]
 pretrain = ["MAX", "MED"]
@@ -89,12 +92,12 @@ interactive = False
 # NBVAL_CHECK_OUTPUT
 import torch
 
-from jointtask_lib import experiments, paths, plots, scorecard
+from jointtask_lib import claims_extra, experiments, paths, plots, scorecard
 from jointtask_lib.analysis import models as AM
 from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import viz
 from jointtask_lib.runs import train_or_load
-from jointtask_lib.sweep import run_sweep
+from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.notebook import check_parameters
 
 check_parameters("06_embeddings", globals())  # every parameter, by the rules presets obey
@@ -223,8 +226,9 @@ for n, comp in comps.items():
 # the mixes with MAX/MED should sit above ADD's at every width, not only at the one chosen above.
 
 # %%
+by_width, null_by_width = {}, {}
 for n in sw.sizes:
-    by_mix = {"parity": {}, "order": {}}
+    by_mix = by_width[n] = {"parity": {}, "order": {}}
     for w in sw.widths:
         specs_w = [s for s in sw.specs if s.arch.n_embed == w and s.task.modulus == n]
         E_w = AM.value_embeddings(AM.load_stack(results, specs_w), specs_w[0])
@@ -232,7 +236,7 @@ for n in sw.sizes:
             sc = SC.embedding_scores(E[None], n)
             for key in by_mix:
                 by_mix[key].setdefault(experiments.fmt_mix(s.task.ops), {}).setdefault(w, []).append(float(sc[key][0]))
-    null_w = SC.null_summary(n, max(sw.widths), 50)
+    null_w = null_by_width[n] = SC.null_summary(n, max(sw.widths), 50)
     for key in by_mix:
         fig = viz.plot_scores_vs_width(by_mix[key], score=key, null=null_w[key],
                                        title=f"{key} score mod {n} by width and training mix ({sw.preset})")
@@ -281,6 +285,26 @@ for n, comp in comps.items():
                       f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
                 verdict=verdict, preset=sw.preset, notebook="06_embeddings",
                 note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
+# ADD+PROD parity at every width (paper A: joint ADD+PROD separates even and odd numbers), and no
+# structure at a prime modulus (paper A), from the prime sweep's runs if they are in the cache.
+for n in sw.sizes:
+    if n % 2 == 0 and "ADD+PROD" in by_width[n]["parity"]:
+        rows.append(claims_extra.structure_by_width_claim(
+            by_width[n]["parity"]["ADD+PROD"], null_by_width[n]["parity"], score="parity", mix="ADD+PROD", n=n,
+            preset=sw.preset, paper_value="joint ADD+PROD: parity separation (even and odd numbers apart)"))
+prime_sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{prime_sweep}.yaml", sweep_preset, seed_offset)
+for p in [m for m in prime_sw.sizes if claims_extra.is_prime(m)]:
+    specs_p = [s for s in prime_sw.specs if s.task.modulus == p and s.task.ops == ("ADD", "PROD")]
+    keys = [k for k in SC.score_names(p) if k != "order"]  # parity (a prime has no other divisor)
+    got = claims_extra.embedding_scores_by_width(specs_p, results, p, keys)
+    if not got[keys[0]]:
+        print(f"mod {p}: no ADD+PROD runs of {prime_sweep} in the cache (run notebook 03 first): no prime rows")
+        continue
+    null_p = SC.null_summary(p, max(prime_sw.widths), 50)
+    for key in keys:
+        rows.append(claims_extra.structure_by_width_claim(
+            got[key]["ADD+PROD"], null_p[key], score=key, mix="ADD+PROD", n=p, preset=sw.preset, expect="none",
+            paper_value="prime moduli: uniform outputs, no structure in the embeddings"))
 scorecard.write_claims(results, "06_embeddings", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")
