@@ -632,12 +632,12 @@ def _run_one(job: tuple) -> tuple[str, bool, str, float]:
     the parent even when they were redirected (tests do that).
     """
     global NOTEBOOKS_DIR, PARAMS_DIR
-    stem, preset, out_dir, reference, progress, timeout, nb_dir, params_dir = job
+    stem, preset, out_dir, reference, progress, timeout, nb_dir, params_dir, extra = job
     NOTEBOOKS_DIR, PARAMS_DIR = Path(nb_dir), Path(params_dir)
     t0 = time.perf_counter()
     try:
         dest = execute_notebook(stem, preset, out_dir, reference=reference, progress=progress,
-                                timeout=timeout)
+                                timeout=timeout, extra_params=extra or None)
         return stem, True, str(dest), time.perf_counter() - t0
     except Exception as exc:  # reported by the parent
         return stem, False, str(exc), time.perf_counter() - t0
@@ -645,12 +645,16 @@ def _run_one(job: tuple) -> tuple[str, bool, str, float]:
 
 def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: bool = False,
                   workers: int = 1, progress: bool = False, timeout: int | None = None,
-                  log=print) -> list[tuple[str, bool, str, float]]:
-    """Execute notebooks (sequentially, or in a process pool); return one result per notebook."""
+                  seed_offset: int = 0, log=print) -> list[tuple[str, bool, str, float]]:
+    """Execute notebooks (sequentially, or in a process pool); return one result per notebook.
+    ``seed_offset`` (not 0) is passed to every notebook that has that parameter (02-08)."""
+    check_int("seed_offset", seed_offset, lo=0)
+    extras = {}
     for b in books:  # every preset is validated before anything runs
         load_preset(b.stem, preset)
+        extras[b.stem] = {"seed_offset": seed_offset} if seed_offset and "seed_offset" in notebook_parameters(b) else {}
     jobs = [(b.stem, preset, str(out_dir), reference, progress, timeout, str(NOTEBOOKS_DIR),
-             str(PARAMS_DIR)) for b in books]
+             str(PARAMS_DIR), extras[b.stem]) for b in books]
     results = []
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -688,7 +692,7 @@ def cmd_notebooks(a) -> int:
     else:
         out = REFERENCE_DIR if a.reference else results_dir() / "notebooks"
     results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
-                            progress=a.progress, timeout=a.timeout,
+                            progress=a.progress, timeout=a.timeout, seed_offset=a.seed_offset,
                             log=lambda s: print(s, file=sys.stderr, flush=True))
     failed = [r[0] for r in results if not r[1]]
     if failed:
@@ -712,4 +716,7 @@ def register_cli(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="notebooks run in parallel (processes)")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--progress", action="store_true", help="show papermill's progress bar")
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="add this to every seed of the sweeps of notebooks 02-08 (e.g. 100: the same "
+                        "experiment on fresh seeds; 0: as written)")
     p.set_defaults(func=cmd_notebooks)

@@ -272,3 +272,23 @@ def test_a_mix_may_have_its_own_seeds_and_widths():
     bad = dict(BASE, grid={"mixes": [{"ops": ["ADD"], "widths": [1]}], "widths": [8], "seeds": [0]})
     with pytest.raises(SweepError, match=r"'grid.mixes\[0\].widths' must be"):
         parse_sweep(bad)
+
+
+def test_notebooks_cli_passes_seed_offset_to_notebooks_that_have_it(monkeypatch, tmp_path):
+    from jointtask_lib import notebook
+
+    seen = {}
+    monkeypatch.setattr(notebook, "_run_one", lambda job: seen.setdefault(job[0], job[-1]) and None
+                        or (job[0], True, "", 0.0))
+    books = notebook.select_notebooks("01,03,06")
+    notebook.run_notebooks(books, "smoke", tmp_path, seed_offset=100, log=lambda s: None)
+    assert seen == {"01_tasks": {}, "03_joint_training": {"seed_offset": 100}, "06_embeddings": {"seed_offset": 100}}
+    seen.clear()
+    notebook.run_notebooks(books, "smoke", tmp_path, log=lambda s: None)
+    assert all(v == {} for v in seen.values())
+    with pytest.raises(ValueError, match="'seed_offset' must be"):
+        notebook.run_notebooks(books, "smoke", tmp_path, seed_offset=-1, log=lambda s: None)
+    # and a preset value is checked by the same rule
+    with pytest.raises(ValueError, match="seed_offset"):
+        notebook.check_params({"seed_offset": -3}, notebook.notebook_parameters(books[1]), where="t",
+                              stem="03_joint_training")
