@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override the preset's steps")
     ap.add_argument("--results", default="", help="results root (default: a temporary folder)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--collect-only", action="store_true",
+                    help="train nothing: report the runs that already have records under --results")
     ap.add_argument("--out", default="")
     a = ap.parse_args(argv)
     mixes = [tuple(m.split(",")) for m in a.mixes.split(";") if m]
@@ -98,11 +100,18 @@ def main(argv=None) -> int:
                     specs.append(RunSpec(task=task, arch=replace(base.arch, n_embed=w), train=train, seed=s))
     root = a.results or tempfile.mkdtemp(prefix="med_arity_")
     t0 = time.time()
-    records = run_specs(specs, root, workers=a.workers, progress=False)
+    if a.collect_only:
+        from jointtask_lib.runs import load_record
+
+        pairs = [(s, load_record(root, s)) for s in specs]
+        specs, records = [s for s, r in pairs if r is not None], [r for _, r in pairs if r is not None]
+    else:
+        records = run_specs(specs, root, workers=a.workers, progress=False)
     wall = time.time() - t0
     out = {"what": "quick recipe with MED at 3 arguments (ADD/MAX at 2): accuracy per op", "preset": a.preset,
            "steps": train.steps, "med_args": a.med_args, "moduli": moduli, "widths": widths, "seeds": seeds,
            "wall_seconds_this_call": round(wall, 1), "machine": "shared 2-core CPU (other jobs running)",
+           "collected_only": bool(a.collect_only),
            "med_differs_from_min": {}, "runs": []}
     for n in moduli:
         t = TaskConfig.from_dict(dict(base.task.to_dict(), ops=["MED"], modulus=n, op_args={"MED": a.med_args}))
