@@ -292,3 +292,12 @@ def test_notebooks_cli_passes_seed_offset_to_notebooks_that_have_it(monkeypatch,
     with pytest.raises(ValueError, match="seed_offset"):
         notebook.check_params({"seed_offset": -3}, notebook.notebook_parameters(books[1]), where="t",
                               stem="03_joint_training")
+
+
+def test_per_run_data_seeds_still_share_stacks():
+    from jointtask_lib.runs import group_specs
+
+    per = parse_sweep(dict(BASE, data_seeds="per_run"))
+    assert len({s.data_seed() for s in per.specs}) == len(per.specs)
+    # one stack per width, as with shared data seeds
+    assert len(group_specs(list(per.specs))) == len(group_specs(list(parse_sweep(BASE).specs))) == 2
