@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     seeds = [int(x) for x in a.seeds.split(",")]
     sw = load_sweep(os.path.join(ROOT, "params", "sweeps", "joint_training.yaml"), a.preset)
     base = sw.specs[0]
-    train = base.train if a.steps is None else replace(base.train, steps=a.steps)
+    # data seed = the run's seed (the sweep's "shared" rule), as when this was measured
+    train = replace(base.train, data_seed=None, **({} if a.steps is None else {"steps": a.steps}))
     specs = []
     for n in moduli:
         for m in mixes:
