@@ -301,3 +301,19 @@ def test_per_run_data_seeds_still_share_stacks():
     assert len({s.data_seed() for s in per.specs}) == len(per.specs)
     # one stack per width, as with shared data seeds
     assert len(group_specs(list(per.specs))) == len(group_specs(list(parse_sweep(BASE).specs))) == 2
+
+
+def test_structure_profiles_use_each_ops_own_arity():
+    from jointtask_lib.analysis import synergy as SY
+    from jointtask_lib.tasks import listops_domain
+
+    dom = listops_domain(6)
+    prof = lambda op, ar: {k: round(v["closure"], 9) for k, v in SY.structure_profile(dom, op, ar, n_null=2).items()}  # noqa: E731
+    # MED at 2 arguments is MIN (the old quick task's flaw); at its own 3 it is not
+    assert prof("MED", {"MED": (2,)}) == prof("MIN", {"MIN": (2,)})
+    assert prof("MED", {"MED": (3,), "MIN": (2,)}) != prof("MIN", {"MED": (3,), "MIN": (2,)})
+    assert prof("MED", {"MED": (3,)}) == prof("MED", (3,))
+    with pytest.raises(ValueError, match="'arities' has no entry for MAX"):
+        SY.structure_profile(dom, "MAX", {"MED": (3,)})
+    # output MI over both ops' argument counts
+    assert 0.0 <= SY.output_mi(dom, "ADD", "MED", {"ADD": (2,), "MED": (3,)}) <= 1.0
