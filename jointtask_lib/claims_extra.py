@@ -25,21 +25,28 @@ EXTENSION_NOTE = "extension: paper A makes no such claim; scored apart from the 
 
 
 def compute_matched_transfer_claim(red, *, n: int, target: str, pretrain: Sequence[str], preset: str,
-                                   notebook: str = "04_transfer") -> dict:
+                                   notebook: str = "04_transfer", curve_fit=None) -> dict:
     """Row for the factor transition(target from scratch, compute-matched) / transition(after
-    pretraining): ``red`` is that :class:`~jointtask_lib.transition.Reduction` (or ``None``),
-    judged by :func:`jointtask_lib.scorecard.verdict_benefit`."""
+    pretraining): ``red`` is that factor — the pooled model's
+    (:func:`jointtask_lib.experiments.pooled_reduction_of`; its test and CI go into the row's
+    statistics columns) or a curve-fit :class:`~jointtask_lib.transition.Reduction` — or ``None``;
+    judged by :func:`jointtask_lib.scorecard.verdict_benefit`.  ``curve_fit``: the seed-bootstrap
+    factor, shown beside it."""
     pre = "+".join(pretrain)
+    ours = red.describe() if red is not None else "no estimate"
+    if curve_fit is not None:
+        ours += f"; curve fit {curve_fit.describe()}"
+    verdict = scorecard.verdict_benefit(red)
     return scorecard.claim(
         id=f"A-ext-transfer-compute-matched-n{n}", paper="A",
         claim=(f"[extension] Pretraining on {pre} lets {target} be learned by a smaller model even against "
                f"{target} from scratch trained for as many steps as pretraining plus {target} training (mod {n})"),
-        paper_value="not claimed: paper A compares at equal ADD steps",
-        ours=red.describe() if red is not None else "no estimate",
-        verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
-        preset=preset, notebook=notebook,
+        paper_value="not claimed: paper A compares at equal ADD steps", ours=ours,
+        verdict=verdict, magnitude=scorecard.magnitude_check(red, None)[1],
+        preset=preset, notebook=notebook, extension=True,
         note=(f"{EXTENSION_NOTE}; factor = transition({target} from scratch, compute-matched) / "
-              f"transition({pre} then {target})"))
+              f"transition({pre} then {target})"),
+        **scorecard.factor_stats(red, family="extensions", verdict=verdict))
 
 
 def transfer_at_smallest_width_claim(transfer_records, scratch_records, *, n: int, target: str,
@@ -55,7 +62,8 @@ def transfer_at_smallest_width_claim(transfer_records, scratch_records, *, n: in
     if not widths:
         return scorecard.claim(id=cid, paper="A", claim=f"[extension] transfer at the smallest width (mod {n})",
                                paper_value="not claimed", ours="no width trained in both conditions",
-                               verdict="inconclusive", preset=preset, notebook=notebook, note=EXTENSION_NOTE)
+                               verdict="inconclusive", preset=preset, notebook=notebook, note=EXTENSION_NOTE,
+                               extension=True, family="extensions")
     w = widths[0]
     tr = experiments.accuracy_by_seed(transfer_records, ops=(target,), op=target, width=w, size=n)
     sc = experiments.accuracy_by_seed(scratch_records, ops=(target,), op=target, width=w, size=n)
@@ -69,7 +77,8 @@ def transfer_at_smallest_width_claim(transfer_records, scratch_records, *, n: in
         ours=(f"after pretraining {experiments.fmt_mean_ci(a)} ({len(tr)} seeds) vs from scratch "
               f"{experiments.fmt_mean_ci(b)} ({len(sc)} seeds); 95% CIs over seeds"),
         verdict=scorecard.verdict_greater(a[0], a[1:], b[0], b[1:]), preset=preset, notebook=notebook,
-        note=EXTENSION_NOTE)
+        note=EXTENSION_NOTE, extension=True, family="extensions", test="95% CIs over seeds compared (no p-value)",
+        n_runs=len(tr) + len(sc))
 
 
 def structure_by_width_verdict(scores_by_width: Mapping[int, Sequence[float]],
@@ -117,7 +126,9 @@ def structure_by_width_claim(scores_by_width, null, *, score: str, mix: str, n: 
     return scorecard.claim(
         id=f"A-emb-{score.replace(' ', '')}-{mix}-by-width-mod{n}" + ("" if expect == "structure" else "-none"),
         paper="A", claim=f"{what} (mod {n})", paper_value=paper_value, ours="; ".join(lines),
-        verdict=verdict, preset=preset, notebook=notebook,
+        verdict=verdict, preset=preset, notebook=notebook, family="embedding scores",
+        test="per width: 95% CI over seeds vs random embeddings' q95 (no p-value)",
+        n_runs=sum(len(v) for v in scores_by_width.values()),
         note="per width: 95% CI over seeds against the 95th percentile of random embeddings of the same shape")
 
 

@@ -1,4 +1,4 @@
-"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``, ``report``.
+"""The ``jointtask`` command line: ``data``, ``train``, ``sweep``, ``notebooks``, ``report``, ``power``.
 
 Every command validates its arguments before doing any work; a bad value prints the library's
 message (naming the field and the allowed values) and exits with status 2, leaving nothing
@@ -191,6 +191,14 @@ def _register_report(sub):
 
 
 _EXTENSIONS.append(_register_report)
+
+def _register_power(sub):
+    from .stats.power import register_cli
+
+    register_cli(sub)
+
+
+_EXTENSIONS.append(_register_power)
 
 from .notebook import register_cli as _register_notebooks  # noqa: E402  (light: heavy imports are lazy)
 

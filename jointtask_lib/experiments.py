@@ -152,6 +152,30 @@ def width_ticks(records) -> dict:
     return out
 
 
+def pooled_reduction_of(records, *, single, joint, op, size=None, joint_records=None,
+                        threshold: float = 0.8, **kw):
+    """The pooled reduction factor transition(single) / transition(joint) for ``op``, with its
+    profile-likelihood CI and tests (:func:`jointtask_lib.stats.pooled_reduction`): every run of
+    both mixes is one outcome, learned when its accuracy on ``op`` reaches ``threshold`` (an
+    absolute bar, the same for both conditions).  The verdicts use this; :func:`reduction_of`
+    (the seed bootstrap of two fitted curves) stays as the descriptive curve fit.  ``None`` when
+    either condition has no runs.  ``joint_records`` as in :func:`reduction_of`; other keywords go
+    to :func:`~jointtask_lib.stats.pooled_reduction` (``lapse``, ``seed_effect``, ``ci``, ...)."""
+    from .stats import pooled_reduction
+
+    a = accuracy_points(records, ops=single, op=op, size=size)
+    b = accuracy_points(records if joint_records is None else joint_records, ops=joint, op=op, size=size)
+    if a[0].size == 0 or b[0].size == 0:
+        return None
+    return pooled_reduction(a, b, threshold=threshold, **kw)
+
+
+def comparison_family(c) -> str:
+    """The scorecard family (Holm's correction runs within it) of a :class:`Comparison`:
+    ``"pairings"`` where paper A expects a benefit, ``"controls"`` where it expects none."""
+    return "pairings" if c.expect == "benefit" else "controls"
+
+
 def mean_curve(records, *, ops, op, size=None, x: str = "n_params") -> list[tuple[float, float, float, int]]:
     """(size, mean accuracy, sd across seeds, n seeds) per size, for tables."""
     xs, ys, _ = accuracy_points(records, ops=ops, op=op, size=size, x=x)
@@ -209,6 +233,51 @@ def hardest_verdict(transitions: dict, op: str) -> tuple[str, str]:
     if not_separated:
         return "inconclusive", f"not separated from {op} within the CIs: {', '.join(not_separated)}"
     return "reproduced", f"{op}'s transition lies above every other operation's CI"
+
+
+def hardest_test(points: dict, op: str, *, threshold: float = 0.8, alpha: float = 0.025) -> dict:
+    """Is ``op`` the hardest?  A pre-registered test on the pooled transition model
+    (:func:`jointtask_lib.stats.pooled_reduction`): for every other operation ``o`` the factor
+    transition(op) / transition(o) from all runs of both (``points[o]`` = ``(sizes, accs, seeds)``
+    of ``o`` trained alone, :func:`accuracy_points`), one-sided p for factor > 1.  ``op`` is the
+    hardest when it is harder than *every* other one, so the claim's p is the largest of those
+    p-values (an intersection-union test: no multiplicity penalty); the p against the claim is
+    the Bonferroni-corrected smallest p for factor < 1 (some operation is harder).  Returns
+    ``{"verdict", "detail", "p", "p_against", "n_runs", "factors"}``; operations without runs are
+    skipped, and with none left the verdict is inconclusive."""
+    from .stats import pooled_reduction
+
+    if op not in points:
+        return {"verdict": "inconclusive", "detail": f"no runs of {op}", "p": None, "p_against": None,
+                "n_runs": None, "factors": {}}
+    factors, ps, p_less = {}, {}, {}
+    n_runs = len(points[op][0])
+    for o, pts in points.items():
+        if o == op or len(pts[0]) == 0:
+            continue
+        red = pooled_reduction(points[op], pts, threshold=threshold)
+        factors[o] = red
+        ps[o] = red.p
+        p_less[o] = 1.0 - red.p if math.isfinite(red.factor) else 1.0
+        n_runs += len(pts[0])
+    if not factors:
+        return {"verdict": "inconclusive", "detail": "no other operation to compare with", "p": None,
+                "p_against": None, "n_runs": n_runs, "factors": {}}
+    p = max(ps.values())
+    p_against = min(1.0, len(p_less) * min(p_less.values()))
+    worst = max(ps, key=ps.get)
+    if p <= alpha:
+        verdict = "reproduced"
+        detail = f"harder than every other operation (largest one-sided p {p:.2g}, vs {worst})"
+    elif p_against <= alpha:
+        verdict = "not reproduced"
+        harder = min(p_less, key=p_less.get)
+        detail = f"{harder} is harder than {op} (Bonferroni p {p_against:.2g})"
+    else:
+        verdict = "inconclusive"
+        detail = f"not shown harder than {worst} (one-sided p {ps[worst]:.2g})"
+    return {"verdict": verdict, "detail": detail, "p": p, "p_against": p_against, "n_runs": n_runs,
+            "factors": factors}
 
 
 def joint_mix(target=("ADD",), pretrain=("MAX", "MED")) -> tuple[str, ...]:

@@ -38,14 +38,40 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 def claim(
     *, id: str, paper: str, claim: str, paper_value: str, ours: str, verdict: str, preset: str,
-    notebook: str, note: str = "", magnitude: str = "",
+    notebook: str, note: str = "", magnitude: str = "", test: str = "", p: float | None = None,
+    p_against: float | None = None, min_p: float | None = None, alpha: float | None = None, ci: str = "",
+    n_runs: int | None = None, family: str = "", power: float | None = None, extension: bool | None = None,
 ) -> dict:
     """One scorecard row (validated).  ``magnitude``: how the paper's number compares with ours
-    (the sentence of :func:`magnitude_check`), empty where the claim has no number."""
+    (the sentence of :func:`magnitude_check`), empty where the claim has no number.
+
+    The statistics of the row (see :func:`apply_rules`): ``test`` (its name), ``p`` (one-sided
+    p-value for the claim's direction), ``p_against`` (for the opposite direction, or the
+    equivalence test behind "no benefit"), ``min_p`` (the smallest p the test can give with this
+    design), ``alpha`` (the test's level; default :data:`ALPHA`), ``ci`` (text), ``n_runs``,
+    ``family`` (one of :data:`FAMILIES`: Holm's correction runs within it), ``power`` (of the
+    design at the paper's effect), ``extension`` (``True`` for what the papers do not claim;
+    default: :data:`EXTENSIONS` decides by id)."""
     check_choice("verdict", verdict, VERDICTS)
     check_choice("paper", paper, ("A", "B"))
-    return {"id": id, "paper": paper, "claim": claim, "paper_value": paper_value, "ours": ours,
-            "verdict": verdict, "preset": preset, "notebook": notebook, "note": note, "magnitude": magnitude}
+    if family:
+        check_choice("family", family, FAMILIES)
+    for name, v in (("p", p), ("p_against", p_against), ("min_p", min_p), ("power", power)):
+        if v is not None:
+            check_float(name, v, lo=0.0, hi=1.0)
+    if alpha is not None:
+        check_float("alpha", alpha, lo=0.0, hi=0.5, lo_open=True)
+    row = {"id": id, "paper": paper, "claim": claim, "paper_value": paper_value, "ours": ours,
+           "verdict": verdict, "preset": preset, "notebook": notebook, "note": note, "magnitude": magnitude}
+    stats_ = {"test": test, "p": _num(p), "p_against": _num(p_against), "min_p": _num(min_p),
+              "alpha": _num(alpha), "ci": ci, "n_runs": n_runs, "family": family, "power": _num(power),
+              "extension": extension}
+    row.update({k: v for k, v in stats_.items() if v not in (None, "")})
+    return row
+
+
+def _num(v):
+    return None if v is None else float(v)
 
 
 def unique_claims(rows: list[dict]) -> list[dict]:
@@ -114,6 +140,10 @@ def factor_interval(red) -> tuple[float, float] | None:
     """
     if red is None or red.kind == "inconclusive":
         return None
+    if hasattr(red, "lo_open"):  # a pooled factor (jointtask_lib.stats.PooledReduction)
+        if not math.isfinite(red.factor):
+            return None
+        return (0.0 if red.lo_open else float(red.lo), math.inf if red.hi_open else float(red.hi))
     if red.kind == "above":
         return (float(red.bound), math.inf)
     if red.kind == "below":
@@ -170,6 +200,54 @@ def verdict_no_benefit(red, *, tol: float = NO_BENEFIT_BELOW) -> str:
     otherwise *inconclusive*.  Always the opposite of :func:`verdict_benefit` on the same factor."""
     return {"no benefit": "reproduced", "benefit": "not reproduced"}.get(classify_factor(red, tol=tol),
                                                                          "inconclusive")
+
+
+def design_power(red, *, factor: float = 2.0, reps: int = 100, rng=0) -> float | None:
+    """Power of the design behind a pooled factor ``red`` (its seeds per condition and sizes) to
+    call a true ``factor`` (default 2x, paper A's smallest claimed benefit) at one-sided
+    :data:`ALPHA`, simulated from the single-task curve fitted to these runs
+    (:func:`jointtask_lib.stats.power.plan_power`).  ``None`` when there is no fitted curve."""
+    from .stats.pooled import LAPSE_MAX, TAU_MAX, TransitionCurve
+    from .stats.power import plan_power
+
+    if red is None or not hasattr(red, "lo_open") or not math.isfinite(red.factor):
+        return None
+    curve = TransitionCurve(transition=red.transition_single, slope=red.slope, lapse=min(red.lapse, LAPSE_MAX),
+                            tau=min(red.tau, TAU_MAX))
+    seeds = max(2, min(red.seeds))
+    return plan_power(factor=factor, seeds=seeds, n_params=red.sizes, curve=curve, reps=reps, alpha=ALPHA,
+                      rng=rng).power
+
+
+def factor_stats(red, *, expect: str = "benefit", family: str = "", verdict: str = "", power_reps: int = 100) -> dict:
+    """The statistics columns of a reduction-factor row, for ``claim(**factor_stats(red, ...))``.
+
+    For a pooled factor (:class:`jointtask_lib.stats.PooledReduction`): the test is the pooled
+    likelihood-ratio test; for a "benefit" claim ``p`` is its one-sided p for factor > 1 and
+    ``p_against`` the equivalence p (the data rule out a benefit of 1.5x or more); for a "no
+    benefit" claim (``expect="none"``) the other way round.  An older bootstrap
+    :class:`~jointtask_lib.transition.Reduction` has no p-value: its row is a CI rule.  With
+    ``verdict="not reproduced"`` the design's power at 2x (:func:`design_power`, ``power_reps``
+    simulated experiments) is stated too."""
+    check_choice("expect", expect, ("benefit", "none"))
+    if family:
+        check_choice("family", family, FAMILIES)
+    out = {"family": family} if family else {}
+    if red is None:
+        return out
+    if hasattr(red, "lo_open"):
+        if not math.isfinite(red.factor):
+            return out | {"test": "pooled logistic LRT (no estimate)", "n_runs": red.n_runs}
+        df = "normal" if math.isinf(red.df) else f"t, {red.df:g} df"
+        p, q = (red.p, red.p_equiv) if expect == "benefit" else (red.p_equiv, red.p)
+        out |= {"test": f"pooled logistic LRT ({df})", "p": p, "p_against": q, "min_p": red.min_p,
+                "ci": red.ci_text(), "n_runs": red.n_runs}
+        if verdict == "not reproduced":
+            pw = design_power(red, reps=power_reps)
+            if pw is not None:
+                out["power"] = pw
+        return out
+    return out | {"test": "seed bootstrap CI (no test)", "ci": red.describe()}
 
 
 MAGNITUDES = ("consistent", "ours smaller", "ours larger", "not comparable", "no paper value")
@@ -248,43 +326,189 @@ def verdict_correlation(rho: float, p: float, *, expected_sign: int = 1, alpha: 
 
 
 # ------------------------------------------------------------------------------------------------
+# Scorecard-wide rules: level, multiplicity, power, extensions
+# ------------------------------------------------------------------------------------------------
+
+#: The one-sided level of every test behind a verdict (a two-sided 5% test split in two).
+ALPHA = 0.025
+#: The power a design needs at the paper's effect before a "not reproduced" may rest on it.
+POWER_MIN = 0.8
+#: The families of claims; Holm's correction runs within each (the chance of any false
+#: "reproduced" in a family is at most ALPHA).
+FAMILIES = ("transitions", "pairings", "controls", "transfer", "embedding scores", "sublayer usage",
+            "output structure", "paper B", "extensions")
+#: Claims the papers do not make, scored apart (id prefix -> why).  Not counted among reproduced
+#: paper claims.
+EXTENSIONS = {
+    "A-synergy-prediction": "the synergy predictor is a score this project invented; paper A asks the question only",
+    "A-perm-PMUL+AMUL": "AMUL is a helper operation this project invented for the permutation experiment",
+    "A-perm-PMUL+CMUL": "CMUL is a helper operation this project invented for the permutation experiment",
+    "A-perm-PMUL+SGN": "SGN as a helper is this project's choice for the permutation experiment",
+    "A-perm-PMUL+PMAX": "PMAX is a helper operation this project invented for the permutation experiment",
+    "A-continual-vs-joint": "a reviewers' request: paper A makes no direct comparison",
+    "A-finetune-after-joint": "a reviewers' request: paper A makes no such claim",
+    "B5-linear-least-squares": "Garg et al. 2022's result, checked as a sanity test; not a claim of paper B",
+}
+
+
+def is_extension(row: dict) -> bool:
+    """``row["extension"]`` when set, else whether its id starts with a key of :data:`EXTENSIONS`."""
+    if row.get("extension") is not None:
+        return bool(row["extension"])
+    return any(row["id"].startswith(k) for k in EXTENSIONS)
+
+
+def _extension_reason(row: dict) -> str:
+    return next((v for k, v in EXTENSIONS.items() if row["id"].startswith(k)), "not a claim of the paper")
+
+
+def apply_rules(rows: list[dict]) -> list[dict]:
+    """The scorecard's verdict rules, applied to the rows of every notebook together.  Returns new
+    rows with ``verdict`` possibly downgraded to *inconclusive*, the notebook's verdict kept in
+    ``verdict_notebook``, Holm-adjusted p-values in ``p_holm`` / ``p_against_holm`` and the
+    reasons in ``rules`` (a list of sentences).  For a row with a test (``p`` given):
+
+    1. **Level.** A test whose smallest attainable p (``min_p``) exceeds its level (``alpha``,
+       default :data:`ALPHA` = 0.025 one-sided) can decide nothing: *inconclusive* (3 vs 3 seeds in
+       an exact permutation test: 20 relabellings, smallest p 0.05).
+    2. **Multiplicity.** Within each ``family`` (:data:`FAMILIES`; extensions form their own),
+       p-values are Holm-adjusted (:func:`jointtask_lib.stats.holm`); *reproduced* needs the
+       adjusted ``p`` <= alpha, *not reproduced* from a contrary test needs the adjusted
+       ``p_against`` <= alpha.
+    3. **Power.** *not reproduced* stands only on a significant contrary test (rule 2) or on a
+       stated ``power`` >= :data:`POWER_MIN` at the paper's effect; otherwise *inconclusive* -- a
+       design that could not have detected the effect says nothing against it.
+
+    Rows without a test (a CI rule: :func:`verdict_greater`, :func:`classify_factor` on a
+    bootstrap CI) keep a *reproduced* and are subject to rule 3.
+    """
+    from .stats import holm
+
+    out = [dict(r) for r in rows]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(out):
+        fam = "extensions" if is_extension(r) else (r.get("family") or f"notebook {r['notebook']}")
+        groups.setdefault(fam, []).append(i)
+    for idx in groups.values():
+        for key in ("p", "p_against"):
+            adj = holm([out[i].get(key) for i in idx])
+            for i, a in zip(idx, adj):
+                if a is not None:
+                    out[i][f"{key}_holm"] = a
+    for r in out:
+        r["verdict_notebook"] = r["verdict"]
+        rules = []
+        alpha = r.get("alpha") or ALPHA
+        v = r["verdict"]
+        tested = r.get("p") is not None
+        if tested and v != "inconclusive" and r.get("min_p") is not None and r["min_p"] > alpha:
+            rules.append(f"the test cannot reach alpha = {alpha:g}: its smallest attainable p is {r['min_p']:.3g}")
+            v = "inconclusive"
+        if v == "reproduced" and tested and r.get("p_holm", r["p"]) > alpha:
+            rules.append(f"Holm-adjusted p = {r.get('p_holm', r['p']):.3g} > alpha = {alpha:g} within its family")
+            v = "inconclusive"
+        if v == "not reproduced":
+            contrary = r.get("p_against") is not None and r.get("p_against_holm", r["p_against"]) <= alpha
+            powered = r.get("power") is not None and r["power"] >= POWER_MIN
+            if not (contrary or powered):
+                pw = "not stated" if r.get("power") is None else f"{r['power']:.2f}"
+                rules.append(f"'not reproduced' needs a significant contrary test or power >= {POWER_MIN:g} "
+                             f"at the paper's effect (power: {pw})")
+                v = "inconclusive"
+        r["verdict"] = v
+        r["rules"] = rules
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------
 
 _MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive"}
 
 
+def _fmt_p(v) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.2g}" if v >= 0.001 else f"{v:.1e}"
+
+
+def _cell(c) -> str:
+    return str(c).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(sel: list[dict]) -> list[str]:
+    lines = ["| claim | paper | ours | test | p (Holm) | CI | runs | verdict | paper's number vs ours | preset | notebook |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sel:
+        p = "—" if r.get("p") is None else f"{_fmt_p(r['p'])} ({_fmt_p(r.get('p_holm', r['p']))})"
+        if r["verdict"] == "not reproduced" and r.get("p_against") is not None:
+            p = (f"against: {_fmt_p(r['p_against'])} ({_fmt_p(r.get('p_against_holm', r['p_against']))})"
+                 + ("" if r.get("p") is None else f"; for: {_fmt_p(r['p'])}"))
+        cells = [r["claim"], r["paper_value"], r["ours"], r.get("test") or "CI rule (no test)", p,
+                 r.get("ci") or "—", "—" if r.get("n_runs") is None else r["n_runs"], _MARK[r["verdict"]],
+                 r.get("magnitude") or "—", r["preset"], r["notebook"]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def _notes(sel: list[dict]) -> list[str]:
+    notes = []
+    for r in sel:
+        parts = [t for t in (r.get("note"), *r.get("rules", ())) if t]
+        if r.get("power") is not None:
+            parts.append(f"power at the paper's effect {r['power']:.2f}")
+        if r.get("verdict_notebook", r["verdict"]) != r["verdict"]:
+            parts.append(f"the notebook's rule said {r['verdict_notebook']}; the scorecard's rules make it "
+                         f"{r['verdict']}")
+        if parts:
+            notes.append(f"- **{r['id']}**: " + "; ".join(parts))
+    return ["", "Notes:", "", *notes] if notes else []
+
+
 def render_markdown(rows: list[dict], *, title: str = "Reproduction scorecard") -> str:
-    """The scorecard as Markdown: a summary line, then one table per paper."""
+    """The scorecard as Markdown: a summary line, the rules, one table per paper, then the
+    extensions (claims the papers do not make) in a table of their own, not counted.  The rules
+    of :func:`apply_rules` are applied here, to all rows together."""
     lines = [f"# {title}", ""]
     if not rows:
         lines.append("No claims have been evaluated yet: run `make reproduce`.")
         return "\n".join(lines) + "\n"
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    rows = apply_rules(rows)
+    paper_rows = [r for r in rows if not is_extension(r)]
+    ext = [r for r in rows if is_extension(r)]
+    counts = {v: sum(r["verdict"] == v for r in paper_rows) for v in VERDICTS}
     lines.append(
-        f"{len(rows)} claims: {counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-        f"{counts['inconclusive']} inconclusive. Every number comes from the run named in its notebook; "
-        "the preset says at what scale it was measured. A verdict judges the direction of a claim; the "
-        "column *paper's number vs ours* says whether the paper's value lies within our CI or bound."
+        f"{len(paper_rows)} claims of the papers: {counts['reproduced']} reproduced, {counts['not reproduced']} not "
+        f"reproduced, {counts['inconclusive']} inconclusive"
+        + (f" (and {len(ext)} extensions, scored apart)." if ext else ".")
+        + " Every number comes from the run named in its notebook; the preset says at what scale it was "
+        "measured. A verdict judges the direction of a claim; the column *paper's number vs ours* says whether "
+        "the paper's value lies within our CI or bound."
     )
+    lines += ["", f"Rules: every test is one-sided at alpha = {ALPHA:g}; a test whose smallest attainable p "
+              "exceeds alpha decides nothing; p-values are Holm-adjusted within each family of claims "
+              f"({', '.join(f for f in FAMILIES if f != 'extensions')}; rows without a family: within their "
+              "notebook) and the column *p (Holm)* shows both; *not reproduced* needs a significant contrary test "
+              f"or a stated power of at least {POWER_MIN:g} at the paper's effect, otherwise the row is "
+              "inconclusive. Reduction factors come from the pooled transition model "
+              "(`jointtask_lib.stats.pooled`: all runs of both conditions, learned = accuracy >= 0.8, "
+              "profile-likelihood CI, likelihood-ratio test)."]
     names = {"A": "Paper A — Both et al., *Small Models, Smarter Learning* (arXiv 2505.18369)",
              "B": "Paper B — Bhasin et al., *How does Multi-Task Training Affect Transformer "
                   "In-Context Capabilities?* (NAACL 2024)"}
     for paper in ("A", "B"):
-        sel = [r for r in rows if r["paper"] == paper]
+        sel = [r for r in paper_rows if r["paper"] == paper]
         if not sel:
             continue
-        lines += ["", f"## {names[paper]}", "",
-                  "| claim | paper | ours | verdict | paper's number vs ours | preset | notebook |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in sel:
-            cells = [r["claim"], r["paper_value"], r["ours"], _MARK[r["verdict"]], r.get("magnitude") or "—",
-                     r["preset"], r["notebook"]]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-        notes = [r for r in sel if r.get("note")]
-        if notes:
-            lines += ["", "Notes:", ""]
-            lines += [f"- **{r['id']}**: {r['note']}" for r in notes]
+        lines += ["", f"## {names[paper]}", "", *_table(sel), *_notes(sel)]
+    if ext:
+        lines += ["", "## Extensions (not claims of the papers; not counted above)", "",
+                  "What this project added: its own scores, helper operations and reviewers' requests. "
+                  "Judged by the same rules, Holm-adjusted among themselves.", "", *_table(ext), "",
+                  "Why each is an extension:", ""]
+        lines += [f"- **{r['id']}**: {_extension_reason(r)}" for r in ext]
+        lines += _notes(ext)
     return "\n".join(lines) + "\n"
 
 

@@ -77,6 +77,25 @@ for rule in (scorecard.classify_factor, scorecard.verdict_benefit, scorecard.ver
     print(f"{rule.__name__}:\n    " + " ".join(rule.__doc__.split()) + "\n")
 
 # %% [markdown]
+# ## The scorecard-wide rules: level, multiplicity, power, extensions
+#
+# The factors behind those rules come from the **pooled transition model** (README,
+# *Statistics*): all runs of both conditions in one logistic curve of log(parameters), learned =
+# accuracy ≥ 0.8, with a lapse rate and a random shift per seed curve; its 95% CI is a
+# profile-likelihood interval and its test a one-sided likelihood-ratio test. On top of each
+# notebook's rule, the scorecard applies `apply_rules` to all rows together: every test is
+# one-sided at α = 0.025; a test whose smallest attainable p exceeds α decides nothing; p-values
+# are Holm-corrected within each family of claims; *not reproduced* needs a significant contrary
+# test or a stated power of at least 0.8; and claims the papers do not make (`EXTENSIONS`) go to
+# a separate table, not counted.
+
+# %%
+print(" ".join(scorecard.apply_rules.__doc__.split()))
+print("\nextensions:")
+for key, why in scorecard.EXTENSIONS.items():
+    print(f"  {key}: {why}")
+
+# %% [markdown]
 # ## The scorecard
 
 # %%

@@ -60,6 +60,8 @@ results_dir = ""
 save_figures = True
 progress = False
 interactive = False
+power_seeds = [3, 5, 10, 20]
+power_reps = 100
 
 # %% [markdown]
 # ## Checking the parameters and loading the sweeps
@@ -149,9 +151,38 @@ plots.show_figure(fig, "03_reduction_factors", results, save=save_figures)
 print(tables.reduction_table(reductions, {c.label: c.paper_value for c in comparisons}))
 
 # %% [markdown]
+# ## The pooled test behind the verdicts
+#
+# The factors above fit one curve per condition and resample seeds: a good picture, a weak test
+# (with 3 seeds there are only 10 distinct resamples). The verdicts use the **pooled transition
+# model** instead (`experiments.pooled_reduction_of`, explained in the README's *Statistics*
+# section): every run is one outcome, *learned* when its accuracy reaches the absolute bar
+# `level` (the same bar for both conditions); one logistic curve in log(parameters) is fitted
+# to all runs of both conditions at once, with a shift for the joint condition (the factor), a
+# lapse rate (a run can fail at any size) and a random shift per seed curve. It gives the factor,
+# a profile-likelihood 95% CI and a one-sided likelihood-ratio p-value; beside them, two
+# model-free checks: an exact test stratified by width, and a permutation test over whole seed
+# curves.
+
+# %%
+pooled = {}
+for c in comparisons:
+    pooled[c.label] = experiments.pooled_reduction_of(records[c.sweep], single=c.single, joint=c.joint, op=c.op,
+                                                      size=c.size, threshold=level)
+print(tables.format_table(
+    ["comparison", "pooled factor [95% CI], one-sided p", "exact (width-stratified) p", "curve permutation p",
+     "curve fit (bootstrap)"],
+    [[c.label, "n/a" if pooled[c.label] is None else pooled[c.label].describe(),
+      "n/a" if pooled[c.label] is None else f"{pooled[c.label].exact.p:.3g}",
+      "n/a" if pooled[c.label] is None else f"{pooled[c.label].perm.p:.3g} (min {pooled[c.label].perm.min_p:.2g})",
+      "n/a" if reductions[c.label] is None else reductions[c.label].describe()] for c in comparisons]))
+
+# %% [markdown]
 # ## Scorecard rows
 #
-# Each comparison becomes one row, judged by one rule (`scorecard.classify_factor`): with
+# Each comparison becomes one row, judged on the pooled factor by one rule
+# (`scorecard.classify_factor`; the scorecard then applies Holm's correction within the pairings
+# and within the controls, see notebook 00): with
 # `[lo, hi]` the CI of the factor (or the range a bound leaves open), it is a **benefit** when
 # `lo > 1`, **no benefit** when not that and `hi < 1.5` (a benefit of 1.5x or more is ruled out),
 # and **undecided** otherwise. A *benefit* claim is reproduced on a benefit and not reproduced on
@@ -163,17 +194,52 @@ print(tables.reduction_table(reductions, {c.label: c.paper_value for c in compar
 # %%
 rows = []
 for c in comparisons:
-    r = reductions[c.label]
+    r = pooled[c.label]
     verdict = scorecard.verdict_benefit(r) if c.expect == "benefit" else scorecard.verdict_no_benefit(r)
     _, magnitude = scorecard.magnitude_check(r, c.paper_factor)
+    fit = reductions[c.label]
     rows.append(scorecard.claim(
         id=c.id, paper="A",
         claim=f"{c.label}: {'lowers' if c.expect == 'benefit' else 'does not lower'} the {c.op} transition",
-        paper_value=c.paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-        verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training"))
+        paper_value=c.paper_value, ours=(r.describe() if r is not None else "no runs")
+        + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
+        verdict=verdict, magnitude=magnitude, preset=joint.preset, notebook="03_joint_training",
+        **scorecard.factor_stats(r, expect=c.expect, family=experiments.comparison_family(c), verdict=verdict)))
 scorecard.write_claims(results, "03_joint_training", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]\n{'':>17}{r['magnitude']}")
+
+# %% [markdown]
+# ## How many seeds do I need? (the power planner)
+#
+# A verdict needs a design that could have detected the effect. The planner
+# (`jointtask_lib.stats.power`, also `jointtask power` on the command line) draws many
+# experiments from a transition curve -- here the ADD-alone curve fitted by the pooled model to
+# this run's headline comparison (ADD alone vs ADD+MAX+MED; the curve fitted to the measured
+# quick runs when this run's fit is unusable, as at the smoke preset) -- with a true 2x factor and
+# with none, analyses each exactly as the scorecard does, and counts how often the one-sided
+# test at alpha = 0.025 calls the factor (**power**) and how often it calls a factor that is not
+# there (**false-positive rate**, which should stay near or below 0.025). Each point is a
+# Monte-Carlo estimate from `power_reps` experiments (bars: 95%).
+
+# %%
+import math
+
+from jointtask_lib.stats import power as stats_power
+
+head = pooled.get(f"{experiments.fmt_mix(experiments.joint_mix((target,)))} vs {target}, mod {joint.sizes[0]}")
+usable = head is not None and math.isfinite(head.factor) and head.tau < stats_power.TAU_MAX
+curve = (stats_power.TransitionCurve(transition=head.transition_single, slope=head.slope, lapse=min(head.lapse, 0.4),
+                                     tau=head.tau) if usable else stats_power.HEADLINE_CURVE)
+n_params = stats_power.params_of_widths(joint.widths, sweep=str(sweep_dir / f"{joint_sweep}.yaml"), preset=sweep_preset)
+curve_results = stats_power.power_curve(factor=2.0, seeds=power_seeds, n_params=n_params, curve=curve, reps=power_reps)
+print(f"curve ({'fitted to this run' if usable else 'fitted to the measured quick runs'}): transition "
+      f"{curve.transition:.3g} parameters, slope {curve.slope:.3g}, lapse {curve.lapse:.3g}, seed sd {curve.tau:.3g}; "
+      f"widths {list(joint.widths)}")
+for res in curve_results:
+    print(res.describe())
+fig = stats_power.plot_power_curve(curve_results, title=f"Power to call a true 2x factor ({joint.preset} widths)")
+plots.show_figure(fig, "03_power_curve", results, save=save_figures)
 
 # %% [markdown]
 # ## Explore (interactive)

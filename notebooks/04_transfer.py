@@ -242,25 +242,37 @@ def change_word(mci):
 
 rows = []
 for n in moduli:
-    red = reductions[n][labels["transfer"]]
+    # verdicts on the pooled transition model (notebook 03, README "Statistics"); the curve fit is descriptive
+    fit = reductions[n][labels["transfer"]]
+    red = experiments.pooled_reduction_of(records["scratch"], single=(target,), joint=mix_of["transfer"], op=target,
+                                          size=n, joint_records=records["transfer"], threshold=level)
     paper_value, paper_factor = experiments.PAPER_A["transfer"]
     rows.append(scorecard.claim(
         id=f"A-transfer-n{n}", paper="A",
         claim=f"Pretraining on {'+'.join(pretrain)} lets {target} be learned by a smaller model (mod {n})",
-        paper_value=paper_value, ours=red.describe() if red is not None else "no estimate",
+        paper_value=paper_value, ours=(red.describe() if red is not None else "no runs")
+        + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
         verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, paper_factor)[1],
-        preset=sw.preset, notebook="04_transfer"))
-    red = reductions[n]["continual vs joint"]
+        preset=sw.preset, notebook="04_transfer",
+        **scorecard.factor_stats(red, family="transfer", verdict=scorecard.verdict_benefit(red))))
+    fit = reductions[n]["continual vs joint"]
+    red = experiments.pooled_reduction_of(records["joint"], single=joint_mix, joint=(target,), op=target, size=n,
+                                          joint_records=records["transfer"], threshold=level)
     rows.append(scorecard.claim(
         id=f"A-continual-vs-joint-n{n}", paper="A",
         claim=f"Continual ({'+'.join(pretrain)} then {target}) learns {target} at a smaller size than joint "
               f"({'+'.join(joint_mix)}) (mod {n}; reviewers' request)",
         paper_value="no direct comparison in the paper",
-        ours=red.describe(labels=("joint", "continual")) if red is not None else "no estimate",
+        ours=(red.describe() if red is not None else "no runs")
+        + f"; curve fit {fit.describe(labels=('joint', 'continual')) if fit is not None else 'n/a'}",
         verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
-        preset=sw.preset, notebook="04_transfer", note="factor = transition(joint) / transition(continual)"))
+        preset=sw.preset, notebook="04_transfer", note="factor = transition(joint) / transition(continual)",
+        **scorecard.factor_stats(red, family="extensions")))
+    red_cm = experiments.pooled_reduction_of(records["scratch_matched"], single=(target,), joint=(target,), op=target,
+                                             size=n, joint_records=records["transfer"], threshold=level)
     rows.append(claims_extra.compute_matched_transfer_claim(
-        reductions[n]["transfer vs compute-matched"], n=n, target=target, pretrain=pretrain, preset=sw.preset))
+        red_cm, n=n, target=target, pretrain=pretrain, preset=sw.preset,
+        curve_fit=reductions[n]["transfer vs compute-matched"]))
     rows.append(claims_extra.transfer_at_smallest_width_claim(
         records["transfer"], records["scratch"], n=n, target=target, pretrain=pretrain, preset=sw.preset))
     w = chosen[n]

@@ -118,15 +118,22 @@ for k in ks:
     plots.show_figure(fig, f"05_permutation_reductions_S{k}", results, save=save_figures)
     print(f"S_{k}")
     print(tables.reduction_table(reductions, expect))
-    for label, r in reductions.items():
+    for label, fit in reductions.items():
         benefit = expect[label] == "benefit"
         paper_value, paper_factor = experiments.PAPER_A["perm_helper" if benefit else "perm_unrelated"]
+        # the verdict rests on the pooled transition model (notebook 03, README "Statistics")
+        r = experiments.pooled_reduction_of(records, single=(target,), joint=tuple(label.split("+")), op=target,
+                                            size=k, threshold=level)
+        verdict = scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r)
         rows.append(scorecard.claim(
             id=f"A-perm-{label}-S{k}", paper="A",
             claim=f"{label} vs {target} in S_{k}: {'lowers' if benefit else 'does not lower'} the product's transition",
-            paper_value=paper_value, ours=r.describe() if r is not None else "no estimate (too few sizes)",
-            verdict=scorecard.verdict_benefit(r) if benefit else scorecard.verdict_no_benefit(r),
-            magnitude=scorecard.magnitude_check(r, paper_factor)[1], preset=sw.preset, notebook="05_permutations"))
+            paper_value=paper_value, ours=(r.describe() if r is not None else "no runs")
+            + f"; curve fit {fit.describe() if fit is not None else 'n/a'}",
+            verdict=verdict, magnitude=scorecard.magnitude_check(r, paper_factor)[1], preset=sw.preset,
+            notebook="05_permutations", **scorecard.factor_stats(r, expect="benefit" if benefit else "none",
+                                                                 family="pairings" if benefit else "controls",
+                                                                 verdict=verdict)))
 scorecard.write_claims(results, "05_permutations", rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['magnitude']}]")

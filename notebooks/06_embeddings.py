@@ -283,7 +283,7 @@ for n, comp in comps.items():
                 ours=(f"{key} {cond} {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}] vs single {b[0]:.2f} [{b[1]:.2f}, {b[2]:.2f}]"
                       f"; random {null[n][key][0]:.2f} (95%: {null[n][key][1]:.2f}); permutation p = "
                       f"{test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds"),
-                verdict=verdict, preset=sw.preset, notebook="06_embeddings",
+                verdict=verdict, preset=sw.preset, notebook="06_embeddings", **SC.permutation_stats(test, family="embedding scores"),
                 note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
 # ADD+PROD parity at every width (paper A: joint ADD+PROD separates even and odd numbers), and no
 # structure at a prime modulus (paper A), from the prime sweep's runs if they are in the cache.

@@ -229,7 +229,7 @@ for n, comp in comps.items():
             paper_value="ADD-only relies on the FFN; joint uses attention more (v1, 'attention output/input ratio')",
             ours=f"joint {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] vs single {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]; "
                  f"permutation p = {test['p_greater']:.3f}; width {comp.width}, {comp.n_seeds['single']} seeds",
-            verdict=verdict, preset=sw.preset, notebook="07_attention_vs_ffn",
+            verdict=verdict, preset=sw.preset, notebook="07_attention_vs_ffn", **SC.permutation_stats(test, family="sublayer usage"),
             note="; ".join([f"{key}: see jointtask_lib/analysis/sublayers.py",
                             SC.describe_test(test, "joint", "single", alpha=alpha), *reasons])))
 scorecard.write_claims(results, "07_attention_vs_ffn", claims)

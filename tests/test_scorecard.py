@@ -6,6 +6,7 @@ on synthetic accuracy curves (a bound keeps its number in ``Reduction.bound`` an
 off the result and compared with the thresholds here.
 """
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from jointtask_lib.cli import main as cli_main
 from jointtask_lib.scorecard import (
-    NO_BENEFIT_BELOW, claim, classify_factor, factor_interval, load_claims, magnitude_check, render_markdown,
+    NO_BENEFIT_BELOW, apply_rules, claim, factor_stats, is_extension, classify_factor, factor_interval, load_claims, magnitude_check, render_markdown,
     unique_claims, verdict_benefit, verdict_greater, verdict_no_benefit, verdict_sublinear, write_claims,
 )
 from jointtask_lib.transition import Exponent, reduction_factor
@@ -179,10 +180,12 @@ def test_claims_round_trip_and_markdown(tmp_path):
     write_claims(tmp_path, "09_icl", rows[1:])
     assert load_claims(tmp_path) == rows
     md = render_markdown(load_claims(tmp_path))
-    assert "2 claims: 1 reproduced, 1 not reproduced, 0 inconclusive" in md
+    # B1's "not reproduced" rests on no test and no stated power: the scorecard makes it inconclusive
+    assert "2 claims of the papers: 1 reproduced, 0 not reproduced, 1 inconclusive." in md
     assert "joint \\| lowers" in md and "## Paper B" in md and "- **A1**: n=10" in md
     assert "| paper's number vs ours |" in md and "consistent with our CI [1.9, 5]" in md
-    assert "| no | ❌ not reproduced | — |" in md  # no magnitude: a dash
+    assert "| no | CI rule (no test) | — | — | — | ❔ inconclusive | — |" in md  # no magnitude: a dash
+    assert "the notebook's rule said not reproduced" in md
     assert cli_main(["report", "--results", str(tmp_path)]) == 0
     assert (tmp_path / "SCORECARD.md").read_text() == md
 
@@ -203,3 +206,111 @@ def test_duplicate_claim_ids(tmp_path):
 def test_bad_verdict_rejected():
     with pytest.raises(ValueError, match="'verdict' must be one of reproduced, not reproduced, inconclusive"):
         claim(id="x", paper="A", claim="c", paper_value="v", ours="o", verdict="yes", preset="quick", notebook="n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Scorecard-wide rules (apply_rules): level, Holm, power, extensions
+# ------------------------------------------------------------------------------------------------
+
+
+def _t(id, verdict, p=None, p_against=None, min_p=0.0, family="pairings", power=None, **kw):
+    return claim(id=id, paper="A", claim=id, paper_value="v", ours="o", verdict=verdict, preset="quick",
+                 notebook="03_joint_training", test="t", p=p, p_against=p_against, min_p=min_p, family=family,
+                 power=power, **kw)
+
+
+def test_rule_min_attainable_p_above_alpha_decides_nothing():
+    # exact 3 v 3 permutation test: 20 relabellings, smallest p 0.05 > 0.025
+    out = apply_rules([_t("a", "reproduced", p=0.05, min_p=0.05, family="embedding scores")])
+    assert out[0]["verdict"] == "inconclusive" and "cannot reach alpha" in out[0]["rules"][0]
+    assert out[0]["verdict_notebook"] == "reproduced"
+
+
+def test_rule_holm_within_family_by_hand():
+    rows = [_t("a", "reproduced", p=0.01), _t("b", "reproduced", p=0.012), _t("c", "inconclusive", p=0.2),
+            _t("d", "reproduced", p=0.02, family="controls")]
+    out = {r["id"]: r for r in apply_rules(rows)}
+    # pairings: sorted 0.01, 0.012, 0.2 -> 3 x 0.01 = 0.03, max(0.03, 2 x 0.012) = 0.03, 0.2: a and b lose their verdict
+    assert out["a"]["p_holm"] == pytest.approx(0.03) and out["b"]["p_holm"] == pytest.approx(0.03)
+    assert out["a"]["verdict"] == out["b"]["verdict"] == "inconclusive"
+    # controls: alone in its family, 0.02 <= 0.025 stands
+    assert out["d"]["p_holm"] == pytest.approx(0.02) and out["d"]["verdict"] == "reproduced"
+    one = apply_rules([_t("a", "reproduced", p=0.01)])[0]
+    assert one["verdict"] == "reproduced" and one["rules"] == []
+
+
+def test_rule_not_reproduced_needs_a_contrary_test_or_power():
+    rows = [_t("x", "not reproduced", p=0.9, p_against=0.001),
+            _t("y", "not reproduced", p=0.9, p_against=0.2, family="controls"),
+            _t("z", "not reproduced", p=0.9, p_against=0.2, power=0.85, family="transfer"),
+            _t("w", "not reproduced", p=0.9, p_against=0.2, power=0.5, family="sublayer usage")]
+    out = {r["id"]: r for r in apply_rules(rows)}
+    assert out["x"]["verdict"] == "not reproduced"
+    assert out["y"]["verdict"] == "inconclusive" and "power: not stated" in out["y"]["rules"][0]
+    assert out["z"]["verdict"] == "not reproduced"
+    assert out["w"]["verdict"] == "inconclusive" and "power: 0.50" in out["w"]["rules"][0]
+
+
+def test_extensions_are_scored_apart_and_not_counted():
+    rows = [_t("A-joint-x", "reproduced", p=0.001),
+            _t("A-synergy-prediction", "reproduced", p=0.005, family="output structure"),
+            _t("mine", "reproduced", p=0.001, extension=True)]
+    assert [is_extension(r) for r in rows] == [False, True, True]
+    md = render_markdown(rows)
+    assert "1 claims of the papers: 1 reproduced, 0 not reproduced, 0 inconclusive (and 2 extensions" in md
+    head, ext = md.split("## Extensions")
+    assert "A-synergy-prediction" in ext and "invented" in ext and "| A-synergy-prediction |" not in head
+    # Holm among the extensions: 2 x 0.001 = 0.002, then max(0.002, 1 x 0.005) = 0.005
+    out = {r["id"]: r for r in apply_rules(rows)}
+    assert out["mine"]["p_holm"] == pytest.approx(0.002)
+    assert out["A-synergy-prediction"]["p_holm"] == pytest.approx(0.005)
+
+
+def test_row_shows_test_p_ci_and_runs():
+    r = _t("A-joint-y", "reproduced", p=0.004, ci="[1.3, 3.9]", n_runs=50)
+    md = render_markdown([r])
+    assert "| t | 0.004 (0.004) | [1.3, 3.9] | 50 | ✅ reproduced |" in md
+
+
+def test_claim_validates_statistics():
+    with pytest.raises(ValueError, match="'family' must be one of"):
+        _t("a", "reproduced", p=0.1, family="everything")
+    with pytest.raises(ValueError, match="'p'"):
+        _t("a", "reproduced", p=1.5)
+
+
+def test_factor_stats_from_a_pooled_factor():
+    from jointtask_lib.stats import pooled_reduction
+
+    s = np.repeat([1e3, 2e3, 4e3, 8e3, 16e3], 4)
+    seeds = np.tile(np.arange(4), 5)
+    single = (s, (s >= 8e3).astype(float), seeds)
+    joint = (s, (s >= 2e3).astype(float) * np.r_[np.ones(19), 0.0], seeds)
+    red = pooled_reduction(single, joint)
+    st = factor_stats(red, expect="benefit", family="pairings")
+    assert st["p"] == red.p and st["p_against"] == red.p_equiv and st["n_runs"] == 40
+    assert st["test"].startswith("pooled logistic LRT (t, 6 df)") and st["ci"] == red.ci_text()
+    none = factor_stats(red, expect="none", family="controls")
+    assert none["p"] == red.p_equiv and none["p_against"] == red.p
+    # the same rule judges it: CI above 1 <=> benefit
+    assert (classify_factor(red) == "benefit") == (red.lo > 1 and not red.lo_open)
+    assert factor_interval(red) == ((0.0 if red.lo_open else red.lo), (math.inf if red.hi_open else red.hi))
+
+
+def test_not_reproduced_factor_row_states_its_power():
+    from jointtask_lib.stats import pooled_reduction
+
+    s = np.repeat([1e3, 2e3, 4e3, 8e3, 16e3], 5)
+    seeds = np.tile(np.arange(5), 5)
+    # the joint condition learns *later*: a significant contrary result for a benefit claim
+    single = (s, (s >= 2e3).astype(float) * np.r_[np.ones(24), 0.0], seeds)
+    joint = (s, (s >= 8e3).astype(float), seeds)
+    red = pooled_reduction(single, joint)
+    v = verdict_benefit(red)
+    st = factor_stats(red, expect="benefit", family="pairings", verdict=v, power_reps=10)
+    assert v == "not reproduced" and 0.0 <= st["power"] <= 1.0
+    row = claim(id="A-joint-z", paper="A", claim="c", paper_value="v", ours="o", verdict=v, preset="quick",
+                notebook="03_joint_training", **st)
+    out = apply_rules([row])[0]
+    assert out["verdict"] == "not reproduced"  # the equivalence test is significant
+    assert "against:" in render_markdown([row]) and "power at the paper's effect" in render_markdown([row])

@@ -235,8 +235,8 @@ def test_bad_data_is_rejected():
 # ------------------------------------------------------------------------------------------------
 
 # The curve fitted to the measured runs: a steep transition, a clear seed effect (each (condition,
-# seed) curve shifted by N(0, 0.38) in log parameters: a factor 1.46 up or down at one sd) and
-# random failures (lapse 0.056) -- the case where a normal reference rejects too often.
+# seed) curve shifted by N(0, 0.375) in log parameters: a factor 1.45 up or down at one sd) and
+# random failures (lapse 0.054) -- the case where a normal reference rejects too often.
 SIM_CURVE = HEADLINE_CURVE
 
 
@@ -297,3 +297,72 @@ def test_plan_power_is_reproducible_and_validates():
         args = dict(factor=2.0, seeds=3, n_params=QUICK_N_PARAMS, reps=10) | kw
         with pytest.raises(ValueError, match=field):
             plan_power(**args)
+
+
+# ------------------------------------------------------------------------------------------------
+# The planner's command line and the widths -> parameters mapping
+# ------------------------------------------------------------------------------------------------
+
+
+def test_params_of_widths_are_the_sweep_models_counts():
+    from jointtask_lib.stats.power import params_of_widths
+    from jointtask_lib.sweep import load_sweep
+
+    sw = load_sweep(ROOT / "params" / "sweeps" / "joint_training.yaml", "quick")
+    counts = {s.arch.n_embed: s.n_params() for s in sw.specs if tuple(s.task.ops) == ("ADD", "MAX", "MED")}
+    assert params_of_widths(WIDTHS) == tuple(counts[w] for w in WIDTHS) == QUICK_N_PARAMS
+
+
+def test_cli_power_json(capsys):
+    from jointtask_lib.cli import main
+
+    assert main(["power", "--factor", "2", "--seeds", "3", "--widths", "8,12,16,24,32", "--reps", "10",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"power", "false_positive_rate", "coverage"} <= set(out)
+    assert out["n_params"] == list(QUICK_N_PARAMS) and out["widths"] == list(WIDTHS) and out["reps"] == 10
+    ref = plan_power(factor=2.0, seeds=3, n_params=QUICK_N_PARAMS, reps=10, rng=0)
+    assert out["power"] == ref.power and out["coverage"] == ref.coverage
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--seeds", "1", "--widths", "8,12"], "'seeds'"),
+    (["--seeds", "3", "--widths", "8,x"], "'widths'"),
+    (["--seeds", "3", "--widths", "8"], "'widths'"),
+    (["--seeds", "3", "--widths", "8,12", "--factor", "0.5"], "'factor'"),
+    (["--seeds", "3", "--widths", "8,12", "--lapse", "0.9"], "'lapse'"),
+    (["--seeds", "3", "--widths", "8,12", "--reps", "3"], "'reps'"),
+    (["--seeds", "3", "--widths", "8,12", "--slope", "-1"], "'slope'"),
+    (["--seeds", "3"], "'widths'"),
+    (["--seeds", "3", "--widths", "8,12", "--params", "100,200"], "'widths'"),
+])
+def test_cli_power_rejects_bad_input_in_one_line(capsys, args, field):
+    from jointtask_lib.cli import main
+
+    assert main(["power", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("jointtask power: error:") and field in err
+
+
+def test_hardest_test_is_an_intersection_union_test():
+    from jointtask_lib.experiments import hardest_test
+
+    s = np.repeat([1e3, 2e3, 4e3, 8e3, 16e3], 5)
+    seeds = np.tile(np.arange(5), 5)
+
+    def cond(at):
+        return (s, (s >= at).astype(float) * np.where((s == 16e3) & (seeds == 0), 0.0, 1.0), seeds)
+
+    pts = {"ADD": cond(8e3), "MAX": cond(2e3), "MIN": cond(1e3)}
+    res = hardest_test(pts, "ADD")
+    p_max = pooled_reduction(pts["ADD"], pts["MAX"]).p
+    p_min = pooled_reduction(pts["ADD"], pts["MIN"]).p
+    assert res["p"] == pytest.approx(max(p_max, p_min))
+    assert res["verdict"] == ("reproduced" if res["p"] <= 0.025 else "inconclusive")
+    assert res["n_runs"] == 75
+    # ADD is not the hardest when another op learns later
+    pts["NADD"] = cond(16e3)
+    flipped = hardest_test(pts, "ADD")
+    assert flipped["p"] >= pooled_reduction(pts["ADD"], pts["NADD"]).p > 0.5
+    assert flipped["verdict"] != "reproduced"
+    assert hardest_test({"MAX": pts["MAX"]}, "ADD")["verdict"] == "inconclusive"

@@ -170,6 +170,16 @@ def verdict_seeds(a, b, *, alpha: float = 0.05, **kw) -> tuple[str, dict]:
     return "inconclusive", t
 
 
+def permutation_stats(t: dict, *, family: str = "") -> dict:
+    """The statistics columns of a scorecard row (:func:`jointtask_lib.scorecard.claim`) decided by
+    :func:`verdict_seeds`: the test, its one-sided p for the claim (A > B) and against it, the
+    smallest p it can reach with these seeds, the number of runs (seeds of both conditions)."""
+    how = "exact" if t["exact"] else "sampled"
+    out = {"test": f"{how} permutation over seeds ({t['n_a']} vs {t['n_b']})", "p": float(t["p_greater"]),
+           "p_against": float(t["p_less"]), "min_p": float(t["p_min"]), "n_runs": int(t["n_a"] + t["n_b"])}
+    return out | ({"family": family} if family else {})
+
+
 def analysis_verdict(verdict: str, *, learned: bool, what: str = "the target operation",
                      above_null: bool | None = None) -> tuple[str, list[str]]:
     """The verdict an analysis claim may carry, and why it was overridden (a list of reasons).

@@ -440,4 +440,17 @@ def correlation_claim(*, id: str, claim: str, paper_value: str, test: dict, what
     return scorecard.claim(id=id, paper="A", claim=claim, paper_value=paper_value, ours=ours,
                            verdict=scorecard.verdict_correlation(test["rho"], test["p"], expected_sign=expected_sign,
                                                                  alpha=alpha),
-                           preset=preset, notebook=notebook, note=note)
+                           preset=preset, notebook=notebook, note=note, **_correlation_stats(test, expected_sign))
+
+
+def _correlation_stats(test: dict, expected_sign: int) -> dict:
+    """The statistics columns of a correlation row: the two-sided permutation p counts for the
+    direction the correlation has (level 0.05 two-sided = 0.025 per side); ``n_runs`` is the
+    number of points."""
+    rho, p = test.get("rho"), test.get("p")
+    out = {"test": "Spearman rank correlation, permutation (two-sided)", "alpha": 0.05, "n_runs": int(test["n"]),
+           "family": "output structure"}
+    if rho is None or p is None or not math.isfinite(rho) or not math.isfinite(p):
+        return out
+    key = "p" if rho * expected_sign > 0 else "p_against"
+    return out | {key: float(p)}
