@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jointtask_lib import cli, experiments
@@ -317,3 +318,20 @@ def test_structure_profiles_use_each_ops_own_arity():
         SY.structure_profile(dom, "MAX", {"MED": (3,)})
     # output MI over both ops' argument counts
     assert 0.0 <= SY.output_mi(dom, "ADD", "MED", {"ADD": (2,), "MED": (3,)}) <= 1.0
+
+
+def test_scores_by_width_figure_has_seed_cis_width_ticks_and_outside_legend():
+    from scipy import stats
+
+    from jointtask_lib.analysis import viz
+
+    vals = {"ADD": {8: [0.1, 0.2, 0.3], 12: [0.3, 0.5]}, "ADD+PROD": {8: [0.4], 16: [0.5, 0.6]}}
+    fig = viz.plot_scores_vs_width(vals, null=(0.0, 0.1))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "12", "16"]
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    segs = [c.get_segments() for c in ax.collections if hasattr(c, "get_segments") and c.get_segments()]
+    v = np.array([0.1, 0.2, 0.3])
+    h = stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
+    tops = sorted(float(s[1][1]) for seg in segs for s in seg)
+    assert any(abs(t - (v.mean() + h)) < 1e-9 for t in tops)
