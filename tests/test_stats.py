@@ -366,3 +366,25 @@ def test_hardest_test_is_an_intersection_union_test():
     assert flipped["p"] >= pooled_reduction(pts["ADD"], pts["NADD"]).p > 0.5
     assert flipped["verdict"] != "reproduced"
     assert hardest_test({"MAX": pts["MAX"]}, "ADD")["verdict"] == "inconclusive"
+
+
+def test_headline_stats_script_recomputes_the_measured_file(tmp_path, capsys):
+    """benchmarks/headline_stats.py: the pooled numbers are the library's on the measured runs,
+    the old estimator's are copied from the input, and the stored JSON is what it prints."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("headline_stats", ROOT / "benchmarks" / "headline_stats.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "h.json"
+    assert mod.main(["--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    res = pooled_reduction(*headline_conditions())
+    allp = got["results"]["all_seeds"]
+    assert allp["pooled"]["factor"] == pytest.approx(res.factor) and allp["pooled"]["p_one_sided"] == pytest.approx(res.p)
+    assert allp["old_estimator"]["describe"] == "1.67 [0.70, 8.08]"
+    assert got["n_params"] == list(QUICK_N_PARAMS)
+    stored = json.loads((ROOT / "benchmarks" / "measured" / "headline_stats_cpu.json").read_text())
+    for key in ("preset_seeds", "all_seeds"):
+        assert stored["results"][key]["pooled"]["describe"] == got["results"][key]["pooled"]["describe"]
+    assert stored["fitted_curve"] == pytest.approx(got["fitted_curve"])

@@ -33,7 +33,8 @@ cost ~30x more in thread hand-offs than the whole likelihood.  Outputs (:class:`
 * small samples: with the seed effect, the signed root is referred to Student's t and the
   profile deviance to F(1, df), with df = number of curves - 2 (:func:`reference_df`), because the
   independent units are the curves.  The plain normal / chi-square reference let the one-sided
-  2.5% test reject 6% of null experiments at 3 seeds per condition (and the CI cover 88%) when
+  2.5% test reject 6% of null experiments at 3 seeds per condition (and the CI cover 88%; measured
+  before the slope cap below) when
   simulated from the curve fitted to the measured runs; with the t / F reference the rates are
   within the bounds (tests/test_stats.py; benchmarks/measured/stats_validation_cpu.json);
 * beside them, two model-free checks, reported and not used for verdicts:
@@ -78,7 +79,6 @@ N_NODES = 20
 _NODES, _W = np.polynomial.hermite_e.hermegauss(N_NODES)
 _LOGW = np.log(_W / _W.sum())
 # parameter vector: m (centred log parameters), log slope, log factor, tau, lapse
-_NAMES = ("m", "log_slope", "log_factor", "tau", "lapse")
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,6 @@ class _Model:
         # one-hot (curves x runs) to sum run log-likelihoods within a curve
         self.M = np.zeros((d.n_curves, d.s.size))
         self.M[d.curve, np.arange(d.s.size)] = 1.0
-        self.best = None
 
     def nll(self, theta: np.ndarray) -> float:
         return self.nll_grad(theta)[0]
