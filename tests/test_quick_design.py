@@ -335,3 +335,19 @@ def test_scores_by_width_figure_has_seed_cis_width_ticks_and_outside_legend():
     h = stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
     tops = sorted(float(s[1][1]) for seg in segs for s in seg)
     assert any(abs(t - (v.mean() + h)) < 1e-9 for t in tops)
+
+
+def test_quick_design_shares_runs_between_sweeps_and_meets_the_preregistered_grid():
+    joint = load_sweep(SWEEPS / "joint_training.yaml", "quick")
+    keys = {s.key() for s in joint.specs}
+    by_mix = {}
+    for s in joint.specs:
+        by_mix.setdefault(s.task.ops, set()).add((s.seed, s.arch.n_embed))
+    head = {(s, w) for s in range(10) for w in (*range(8, 19), 20, 24)}
+    assert by_mix[("ADD",)] == by_mix[("ADD", "MAX", "MED")] == head  # 10 seeds x 13 widths
+    assert by_mix[("ADD", "NADD")] == {(s, w) for s in range(4) for w in (8, 10, 11, 12, 13, 14, 16, 18, 24)}
+    assert joint.data_seeds == "per_run"
+    c = experiments.transfer_conditions(load_sweep(SWEEPS / "transfer.yaml", "quick").specs)
+    assert all(s.key() in keys for s in c["scratch"] + c["joint"])  # notebook 04 reuses notebook 03's runs
+    prime = load_sweep(SWEEPS / "prime_modulus.yaml", "quick")
+    assert all(s.key() in keys for s in prime.specs if s.task.modulus == 10)
