@@ -44,6 +44,7 @@ from jointtask_lib.tasks import TaskConfig  # noqa: E402
 #: near d = 11-13 at the quick recipe), then 20 and 24 beyond (ADD alone's failures above its
 #: transition, the lapse, need widths there).
 DESIGNS = {
+    "headline_10x15": (10, [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 24, 28, 32]),
     "headline_10x13": (10, [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 24]),
     "headline_12x13": (12, [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 24]),
     "headline_10x9": (10, [8, 10, 11, 12, 13, 14, 16, 18, 24]),
