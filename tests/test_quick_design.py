@@ -345,7 +345,7 @@ def test_quick_design_shares_runs_between_sweeps_and_meets_the_preregistered_gri
         by_mix.setdefault(s.task.ops, set()).add((s.seed, s.arch.n_embed))
     head = {(s, w) for s in range(10) for w in (*range(8, 19), 20, 24, 28, 32)}
     assert by_mix[("ADD",)] == by_mix[("ADD", "MAX", "MED")] == head  # 10 seeds x 15 widths
-    assert by_mix[("ADD", "NADD")] == {(s, w) for s in range(4) for w in (8, 10, 11, 12, 13, 14, 16, 18, 24)}
+    assert by_mix[("ADD", "NADD")] == {(s, w) for s in range(4) for w in (8, 10, 11, 12, 13, 14, 16, 18, 24, 32)}
     assert joint.data_seeds == "per_run"
     c = experiments.transfer_conditions(load_sweep(SWEEPS / "transfer.yaml", "quick").specs)
     assert all(s.key() in keys for s in c["scratch"] + c["joint"])  # notebook 04 reuses notebook 03's runs
