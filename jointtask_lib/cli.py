@@ -192,6 +192,7 @@ def _register_report(sub):
 
 _EXTENSIONS.append(_register_report)
 
+
 def _register_power(sub):
     from .stats.power import register_cli
 

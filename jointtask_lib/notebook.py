@@ -181,8 +181,8 @@ def _icl_labels() -> tuple[str, ...]:
 PARAM_RULES: dict[str, Rule] = {
     # counts and sizes
     "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
-    "null_samples": _int(10), "power_reps": _int(10), "power_seeds": Rule("ints", lo=2), "eval_limit": _int(1), "width": _int(0), "seed": _int(0),
-    "seed_offset": _int(0),
+    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0),
+    "power_reps": _int(10), "power_seeds": Rule("ints", lo=2), "seed_offset": _int(0),
     "n_examples": _int(0, 50), "demo_train": _int(1), "demo_test": _int(1),
     "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
     "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),

@@ -438,7 +438,8 @@ def _cell(c) -> str:
 
 
 def _table(sel: list[dict]) -> list[str]:
-    lines = ["| claim | paper | ours | test | p (Holm) | CI | runs | verdict | paper's number vs ours | preset | notebook |",
+    lines = ["| claim | paper | ours | test | p (Holm) | CI | runs | verdict | paper's number vs ours | preset "
+             "| notebook |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sel:
         p = "—" if r.get("p") is None else f"{_fmt_p(r['p'])} ({_fmt_p(r.get('p_holm', r['p']))})"

@@ -126,8 +126,8 @@ def plan_power(
 # ------------------------------------------------------------------------------------------------
 
 
-def params_of_widths(widths, *, sweep: str = "", preset: str = "quick", mix: tuple[str, ...] = ("ADD",),
-                     task_overrides: dict | None = None) -> tuple[int, ...]:
+def params_of_widths(widths, *, sweep: str = "", preset: str = "quick",
+                     mix: tuple[str, ...] = ("ADD",), task_overrides: dict | None = None) -> tuple[int, ...]:
     """Exact parameter counts of the models of sweep ``sweep`` (default: the joint-training sweep,
     ``params/sweeps/joint_training.yaml``) at ``preset`` with width (``n_embed``) ``widths``, for
     the mix ``mix`` (the joint mixes of a family share its vocabulary, so their counts are equal).
