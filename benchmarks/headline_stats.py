@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     block = data["results"][a.modulus]
     acc = block["accuracy_by_width_and_seed"]
     widths = [int(w) for w in data["widths"]]
-    n_params = dict(zip(widths, params_of_widths(widths)))
+    # The measured runs predate MED's own 3 arguments (every node had 2): their context, and so
+    # their parameter counts, are those of the task without op_args.
+    n_params = dict(zip(widths, params_of_widths(widths, task_overrides={"op_args": {}})))
     t0 = time.perf_counter()
     out = {"what": "ADD+MAX+MED vs ADD: pooled transition model vs the old seed-bootstrap estimator, on the "
                    "measured runs (no training)", "input": os.path.relpath(a.input, ROOT), "modulus": int(a.modulus),

@@ -26,22 +26,70 @@ def cmd_data(a) -> int:
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
     check_int("n", a.n, lo=0, hi=MAX_EXAMPLES)
-    check_int("seed", a.seed, lo=0, hi=MAX_SEED)
+    if a.seed is not None:
+        check_int("seed", a.seed, lo=0, hi=MAX_SEED)
     if a.n_test is not None:
         check_int("n_test", a.n_test, lo=0, hi=MAX_EXAMPLES)
-    task = task_from_args(a)
-    if a.split == "train":
-        train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=a.seed)
-        exprs = train.exprs
+    if a.sweep:
+        task, exprs = _sweep_examples(a)
     else:
-        _, test = make_datasets(task, n_train=0, n_test=a.n, seed=a.seed)
-        exprs = test.exprs
+        task = task_from_args(a)
+        seed = 0 if a.seed is None else a.seed
+        if a.split == "train":
+            train, _ = make_datasets(task, n_train=a.n, n_test=a.n_test, seed=seed)
+            exprs = train.exprs
+        else:
+            _, test = make_datasets(task, n_train=0, n_test=a.n, seed=seed)
+            exprs = test.exprs
     lines = []
     for e in exprs:
         rec = example_record(task, e, a.split)
         lines.append(json.dumps(rec) if a.format == "jsonl" else rec["text"])
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
     return 0
+
+
+def _sweep_examples(a):
+    """``jointtask data --sweep FILE``: the first ``n`` examples of ``--ops`` exactly as the run of
+    that sweep trains (``--split train``) or is tested (``--split test``) on them.
+
+    The run is the sweep's first run (at ``--preset``, ``--seed-offset``) whose mix is ``--ops``,
+    or else whose mix contains every op of ``--ops`` (then only the examples of those ops are
+    printed, in the order the run draws them), at ``--modulus``, ``--width`` and ``--seed``
+    (default: the grid's first of each).  Its task, sizes and data seed are the run's own (with
+    ``data_seeds: per_run`` the data seed depends on the width).  Draws are sequential, so the first
+    ``k`` examples of a split do not depend on its size: these are the run's first examples.
+    """
+    from .data import make_datasets
+    from .sweep import load_sweep
+    from .validate import check_choice
+
+    sw = load_sweep(a.sweep, a.preset, a.seed_offset)
+    ops = tuple(a.ops)
+    size_name = "modulus" if sw.specs[0].task.family == "listops" else "perm_k"
+    size = sw.sizes[0] if a.modulus is None else check_choice("modulus", a.modulus, sw.sizes)
+    width = sw.widths[0] if a.width is None else check_choice("width", a.width, sw.widths)
+    seed = sw.seeds[0] if a.seed is None else check_choice("seed", a.seed, sw.seeds)
+    cands = [s for s in sw.specs if getattr(s.task, size_name) == size and s.arch.n_embed == width
+             and s.seed == seed and s.init is None]
+    spec = next((s for s in cands if tuple(s.task.ops) == ops), None)
+    if spec is None:
+        spec = next((s for s in cands if set(ops) <= set(s.task.ops)), None)
+    if spec is None:
+        raise ValueError(f"'ops' = {','.join(ops)} is in none of the mixes of {a.sweep}; its mixes are "
+                         f"{', '.join('+'.join(m) for m in sw.mixes)}")
+    task, tr = spec.task, spec.train
+    want = set(ops)
+    k = a.n
+    while True:
+        if a.split == "train":
+            exprs = make_datasets(task, n_train=max(k, 1), n_test=tr.n_test, seed=spec.data_seed())[0].exprs
+        else:
+            exprs = make_datasets(task, n_train=0, n_test=max(k, 1), seed=spec.data_seed())[1].exprs
+        picked = [e for e in exprs if e[0] in want] if task.mixing == "expression" else list(exprs)
+        if len(picked) >= a.n or k >= 64 * max(a.n, 1):
+            return task, picked[: a.n]
+        k *= 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="number of examples")
     p.add_argument("--n-test", type=int, default=None,
                    help="size of the held-out test set the train split must avoid (default: the library default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="data seed (default 0); with --sweep: the run's grid seed (default its first)")
     p.add_argument("--split", default="train", help="train | test")
     p.add_argument("--format", default="text", help="jsonl | text")
+    p.add_argument("--sweep", default=None,
+                   help="a params/sweeps/*.yaml file: print the examples of --ops exactly as that sweep's "
+                        "run trains on them (its task, sizes and data seed; other task flags are ignored)")
+    p.add_argument("--preset", default="quick", help="with --sweep: smoke | quick | paper")
+    p.add_argument("--seed-offset", type=int, default=0, help="with --sweep: the sweep's seed offset")
+    p.add_argument("--width", type=int, default=None, help="with --sweep: the run's width (default: the grid's first)")
     p.set_defaults(func=cmd_data)
 
     for extend in _EXTENSIONS:

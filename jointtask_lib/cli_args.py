@@ -23,6 +23,21 @@ def _ints(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
 
 
+def _op_args(s: str) -> dict:
+    """``MED=3`` or ``MED=3,NADD=2-4`` -> ``{"MED": [3, 3], "NADD": [2, 4]}``."""
+    out = {}
+    for item in _csv(s):
+        op, sep, rng = item.partition("=")
+        lo, _, hi = rng.partition("-")
+        try:
+            out[op.strip()] = [int(lo), int(hi or lo)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected OP=K or OP=MIN-MAX, comma-separated; got {s!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected OP=K or OP=MIN-MAX, comma-separated; got {s!r}")
+    return out
+
+
 def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=_csv, default=("ADD",), help="comma-separated ops, e.g. ADD,MAX")
     p.add_argument("--family", default="listops", help="listops (mod n) or perm (S_k)")
@@ -31,6 +46,9 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=3, help="maximum nesting depth")
     p.add_argument("--min-args", type=int, default=2)
     p.add_argument("--max-args", type=int, default=3)
+    p.add_argument("--op-args", type=_op_args, default=None,
+                   help="an arity per operation, e.g. MED=3 (MED nodes get 3 arguments, the others keep "
+                        "--min-args..--max-args) or MED=2-4")
     p.add_argument("--p-nest", type=float, default=0.5, help="probability an argument is nested")
     p.add_argument("--cot", default="reduce", help="reduce | none")
     p.add_argument("--mixing", default="expression", help="expression | node")
@@ -54,4 +72,5 @@ def task_from_args(a) -> TaskConfig:
         ops=a.ops, family=a.family, modulus=modulus, perm_k=perm_k, depth=a.depth,
         min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
         relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
+        op_args=getattr(a, "op_args", None) or (),
     )

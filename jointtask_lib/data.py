@@ -137,17 +137,20 @@ class TaskData:
 def max_example_length(task: TaskConfig) -> int:
     """Length in tokens of the longest example the task can produce (the models' context size).
 
-    The longest example is the full tree (every node has ``max_args`` arguments, every argument
-    above the last level nested): each of its CoT steps is the full tree one level shallower, which
-    no other tree's step exceeds.  It depends on the syntax only, so every mix of a family shares it.
+    The longest example is the full tree (every node has the most arguments any node may have:
+    ``max_args`` or a larger ``op_args`` entry, every argument above the last level nested): each
+    of its CoT steps is the full tree one level shallower, which no other tree's step exceeds.  It
+    depends on the syntax only (``op_args`` entries of ops outside the mix included), so every mix
+    of a family with the same settings shares it.
     """
     dom = task.domain()
     op = task.ops[0]
     leaf = dom.operands(op)[0]
+    k = task.spec().longest_arity()
 
     def full(level: int):
         nested = level < task.depth and task.p_nest > 0
-        return (op, tuple(full(level + 1) if nested else leaf for _ in range(task.max_args)))
+        return (op, tuple(full(level + 1) if nested else leaf for _ in range(k)))
 
     return len(example_tokens(full(1), dom, task.cot))
 

@@ -129,6 +129,15 @@ def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, jo
     return reduction_factor(a, b, n_boot=n_boot, **kw)
 
 
+def width_ticks(records) -> dict:
+    """``{n_params: n_embed}`` over ``records``: the width behind each parameter count (the tick
+    labels of :func:`jointtask_lib.plots.plot_transition_curves`)."""
+    out = {}
+    for r in records:
+        out[float(r["n_params"])] = int(r["spec"]["arch"]["n_embed"])
+    return out
+
+
 def pooled_reduction_of(records, *, single, joint, op, size=None, joint_records=None,
                         threshold: float = 0.8, **kw):
     """The pooled reduction factor transition(single) / transition(joint) for ``op``, with its
@@ -267,7 +276,11 @@ def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED"))
 
     For every (width, seed) of ``base_specs`` whose mix is ``target``:
 
-    * ``scratch``   — ``target`` from a random initialisation;
+    * ``scratch``   — ``target`` from a random initialisation, for the same number of steps as
+      the target stage of every other condition (step-matched);
+    * ``scratch_matched`` — ``target`` from a random initialisation for as many steps as
+      pretraining plus the target stage (compute-matched: the step budget of the whole history of
+      ``transfer``; early stopping still ends a run that converged or stays at chance);
     * ``transfer``  — ``target`` initialised from a model trained on ``pretrain`` (same width and
       seed): paper A's pretraining experiment, and the reviewers' "continual" presentation;
     * ``joint``     — ``target + pretrain`` together from scratch (the "joint" presentation);
@@ -275,23 +288,39 @@ def transfer_conditions(base_specs, *, target=("ADD",), pretrain=("MAX", "MED"))
       alone after joint training, another reviewer request);
     * ``pretrain``  — the ``pretrain`` runs themselves.
 
-    Every condition trains for the same number of steps with the same recipe.
+    Data seeds: a run that starts from another run's weights uses that run's data seed, so no
+    test expression of the target stage was a training expression of the earlier stage.  When the
+    sweep gives every run its own data seed (``data_seeds: per_run``, detected from the target runs'
+    ``train.data_seed``), ``pretrain`` and ``joint`` get their own mix's per-run seeds — the same
+    runs, through the cache, as the joint-training sweep's — and ``transfer`` /
+    ``joint_then_target`` inherit them.
     """
     from dataclasses import replace
 
+    from .sweep import per_run_data_seed
+
     target, pretrain = tuple(target), tuple(pretrain)
     joint_ops = joint_mix(target, pretrain)
-    out = {"scratch": [], "transfer": [], "joint": [], "joint_then_target": [], "pretrain": []}
+    out = {"scratch": [], "scratch_matched": [], "transfer": [], "joint": [], "joint_then_target": [],
+           "pretrain": []}
     for s in base_specs:
         if tuple(s.task.ops) != target or s.init is not None:
             continue
-        pre = replace(s, task=s.task.with_ops(pretrain))
-        joint = replace(s, task=s.task.with_ops(joint_ops))
+        w = s.arch.n_embed
+        per_run = s.train.data_seed is not None and s.train.data_seed == per_run_data_seed(s.task, s.seed, w)
+
+        def stage(ops):
+            task = s.task.with_ops(ops)
+            train = replace(s.train, data_seed=per_run_data_seed(task, s.seed, w)) if per_run else s.train
+            return replace(s, task=task, train=train)
+
+        pre, joint = stage(pretrain), stage(joint_ops)
         out["scratch"].append(s)
+        out["scratch_matched"].append(replace(s, train=replace(s.train, steps=pre.train.steps + s.train.steps)))
         out["pretrain"].append(pre)
-        out["transfer"].append(replace(s, init=pre))
+        out["transfer"].append(replace(s, init=pre, train=replace(s.train, data_seed=pre.train.data_seed)))
         out["joint"].append(joint)
-        out["joint_then_target"].append(replace(s, init=joint))
+        out["joint_then_target"].append(replace(s, init=joint, train=replace(s.train, data_seed=joint.train.data_seed)))
     return out
 
 

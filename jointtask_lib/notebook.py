@@ -209,7 +209,7 @@ PARAM_RULES: dict[str, Rule] = {
     # counts and sizes
     "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
     "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0, MAX_SEED),
-    "power_reps": _int(10), "power_seeds": Rule("ints", lo=2),
+    "power_reps": _int(10), "power_seeds": Rule("ints", lo=2), "seed_offset": _int(0, MAX_SEED),
     "n_examples": _int(0, 50), "demo_train": _int(1, MAX_EXAMPLES), "demo_test": _int(1, MAX_EXAMPLES),
     "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
     "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
@@ -835,15 +835,17 @@ def claim_output_folder(folder: Path, label: str, preset: str, params: dict, boo
 
 def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: bool = False,
                   workers: int = 1, progress: bool = False, timeout: int | None = None,
-                  params: dict | None = None, label: str | None = None,
+                  params: dict | None = None, label: str | None = None, seed_offset: int = 0,
                   log=print) -> list[tuple[str, bool, str, float]]:
     """Execute notebooks (sequentially, or in a process pool); return one result per notebook.
 
     ``params``: ``-p`` overrides for every notebook (checked first, see :func:`check_overrides`).
     ``progress``: the value of the ``progress`` parameter where a notebook has one and ``-p`` does
     not set it (injected only when it differs from the notebook's default and preset), and whether
-    the kernels' text progress bars are streamed to stderr.
+    the kernels' text progress bars are streamed to stderr.  ``seed_offset`` (not 0) is passed to
+    every notebook that has that parameter (02-08) and does not get it from ``-p``.
     """
+    check_int("seed_offset", seed_offset, lo=0, hi=MAX_SEED)
     params = dict(params or {})
     for b in books:  # every preset (and override) is validated before anything runs
         load_preset(b.stem, preset)
@@ -856,6 +858,8 @@ def run_notebooks(books: list[Path], preset: str, out_dir: Path, *, reference: b
             # the runner's choice, injected only where the notebook and its preset say otherwise
             if {**defaults, **load_preset(b.stem, preset)}["progress"] != progress:
                 extra["progress"] = progress
+        if seed_offset and "seed_offset" in defaults and "seed_offset" not in extra:
+            extra["seed_offset"] = seed_offset
         jobs.append({"stem": b.stem, "preset": preset, "out_dir": str(out_dir), "reference": reference,
                      "progress": progress, "timeout": timeout, "params": extra, "label": label,
                      "nb_dir": str(NOTEBOOKS_DIR), "params_dir": str(PARAMS_DIR)})
@@ -904,7 +908,9 @@ def cmd_notebooks(a) -> int:
     check_overrides(books, a.preset, params)
     if a.reference and params:
         raise ValueError("'-p' cannot be used with --reference (references are the smoke preset as is)")
-    label = check_label(a.label) if a.label else default_label(a.preset, params)
+    # --seed-offset is a run parameter like -p: it names the output folder and is in RUN.json
+    run_params = {**params, **({"seed_offset": a.seed_offset} if a.seed_offset else {})}
+    label = check_label(a.label) if a.label else default_label(a.preset, run_params)
     if label == LAB_LABEL:
         raise ValueError(f"'label' {LAB_LABEL!r} is the folder of JupyterLab sessions (make lab: the "
                          "notebooks' paired .ipynb copies); choose another --label")
@@ -919,7 +925,7 @@ def cmd_notebooks(a) -> int:
 
     check_output_dir("out", out)  # before any notebook runs or any folder is written
     check_output_dir("results", root)  # where the notebooks write their runs and figures
-    claim_output_folder(folder, label, a.preset, params, books, overwrite=a.overwrite)
+    claim_output_folder(folder, label, a.preset, run_params, books, overwrite=a.overwrite)
     a.out_resolved = out
     a.finished = []
 
@@ -930,7 +936,8 @@ def cmd_notebooks(a) -> int:
     print(f"jointtask notebooks: preset {a.preset}{' with ' + repr(params) if params else ''}: outputs in "
           f"{folder} (executed notebooks: {out}); run cache in {root}", file=sys.stderr, flush=True)
     results = run_notebooks(books, a.preset, out, reference=a.reference, workers=a.workers,
-                            progress=progress, timeout=a.timeout, params=params, label=label, log=log)
+                            progress=progress, timeout=a.timeout, params=params, label=label,
+                            seed_offset=a.seed_offset, log=log)
     failed = [r[0] for r in results if not r[1]]
     if failed:
         print(f"jointtask notebooks: {len(failed)} of {len(results)} failed: {', '.join(failed)}",
@@ -965,6 +972,9 @@ def register_cli(sub) -> None:
                    help="live progress bars (runs done / total, ETA) on stderr; default: on for "
                         f"{' and '.join(PROGRESS_PRESETS)}, off for smoke and when $CI is set")
     g.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="add this to every seed of the sweeps of notebooks 02-08 (e.g. 100: the same "
+                        "experiment on fresh seeds; 0: as written; the same as -p seed_offset=100)")
     p.set_defaults(func=cmd_notebooks, on_interrupt=interrupt_note)
 
 

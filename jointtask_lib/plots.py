@@ -114,22 +114,59 @@ def show_figure(fig: Figure, name: str, results_dir: str | os.PathLike, *, save:
     display(Image(data=figure_png(fig)))
 
 
+def _seed_mean_band(xs, ys, ci: float = 0.95):
+    """Per distinct x: (x, mean over seeds, lo, hi) with the Student-t interval over seeds
+    (:func:`jointtask_lib.experiments.seed_mean_ci`, clipped to [0, 1]); one seed: no interval."""
+    from scipy import stats
+
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    out = []
+    for x in np.unique(xs):
+        v = ys[xs == x]
+        m = float(v.mean())
+        if len(v) < 2:
+            out.append((x, m, m, m))
+            continue
+        h = float(stats.t.ppf(0.5 + ci / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+        out.append((x, m, max(0.0, m - h), min(1.0, m + h)))
+    return out
+
+
+def _tick_label(p: float, ticks: Mapping | None) -> str:
+    txt = f"{p:,.0f}" if p < 1e4 else f"{p / 1e3:.0f}k" if p < 1e6 else f"{p / 1e6:.1f}M"
+    if ticks is not None and p in ticks:
+        txt += f"\nd={ticks[p]}"
+    return txt
+
+
 def plot_transition_curves(points: Mapping, transitions: Mapping, *, level: float = 0.8,
-                           title: str = "", ncols: int = 3) -> Figure:
-    """Accuracy vs parameters, one panel per label: seeds as points, the fitted logistic curve,
-    and the transition (with its CI) as a vertical line and band.  ``points[label]`` is the
-    ``(sizes, accs, seeds)`` of :func:`jointtask_lib.experiments.accuracy_points`."""
+                           title: str = "", ncols: int = 3, ticks: Mapping | None = None) -> Figure:
+    """Accuracy vs parameters, one panel per label: seeds as points, the mean over seeds with its
+    95% Student-t CI over seeds (not over prompts), the fitted logistic curve, and the transition
+    (with its CI) as a vertical line and band.  ``points[label]`` is the ``(sizes, accs, seeds)``
+    of :func:`jointtask_lib.experiments.accuracy_points`.
+
+    Every trained size gets a labelled tick (minor ticks off); ``ticks`` maps a parameter count to
+    the width ``d`` it was trained at (:func:`jointtask_lib.experiments.width_ticks`), written
+    under the count.  The legend sits outside the panels, off the data."""
     labels = list(points)
     n = max(1, len(labels))
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
-    fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    fig = Figure(figsize=(4.0 * ncols + 1.6, 3.2 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    handles: dict = {}
     for ax, label in zip(axes, labels):
         xs, ys, seeds = points[label]
         for s in sorted(set(np.asarray(seeds).tolist())):
             sel = np.asarray(seeds) == s
-            ax.plot(np.asarray(xs)[sel], np.asarray(ys)[sel], "o", alpha=0.7, ms=4, label=f"seed {s}")
+            ax.plot(np.asarray(xs)[sel], np.asarray(ys)[sel], "o", alpha=0.35, ms=3, color="C0",
+                    label="one seed")
+        if len(xs):
+            band = _seed_mean_band(xs, ys)
+            bx, bm, blo, bhi = (np.array(c) for c in zip(*band))
+            ax.errorbar(bx, bm, yerr=[bm - blo, bhi - bm], fmt="s-", color="C1", ms=4, lw=1.0, capsize=2,
+                        label="mean over seeds (95% CI over seeds)")
         t = transitions.get(label)
         if t is not None and len(xs):
             grid = np.geomspace(min(xs), max(xs), 200)
@@ -142,30 +179,42 @@ def plot_transition_curves(points: Mapping, transitions: Mapping, *, level: floa
         else:
             ax.set_title(str(label), fontsize=9)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks (3e3, 4e3) overlap
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if len(xs):
+            u = sorted(set(float(x) for x in xs))
+            ax.set_xticks(u, [_tick_label(x, ticks) for x in u], fontsize=6)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("parameters")
+        ax.set_xlabel("parameters" + (" (and width d)" if ticks else ""))
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
+        for h, lb in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lb, h)
     for ax in axes[len(labels):]:
         ax.set_visible(False)
-    if labels:
-        axes[0].legend(fontsize=7)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
 
 
-def plot_reductions(reductions: Mapping, *, expect: Mapping | None = None, title: str = "") -> Figure:
+#: Paper A's headline range of reduction factors ("2-7 times fewer parameters").
+PAPER_A_BAND = (2.0, 7.0)
+
+
+def plot_reductions(reductions: Mapping, *, expect: Mapping | None = None, title: str = "",
+                    band: tuple[float, float] | None = PAPER_A_BAND) -> Figure:
     """Reduction factors (single / joint transition) with CIs, one row per pairing, on a log
-    axis with the no-benefit line at 1.
+    axis with the no-benefit line at 1 and paper A's 2-7x range shaded (``band``; ``None``: none).
 
     An estimate is a dot with its CI (an unbounded CI end, ``0`` or ``inf``, is an arrow towards
     it); a bound (``> x`` / ``< x``, held in ``r.bound``) is a bar at ``x`` with an arrow pointing
     the way the factor may lie; a missing or ``"inconclusive"`` factor is written as text.
-    ``expect`` maps a label to "benefit" or "none" (paper A's claim) and colours the row."""
+    ``expect`` maps a label to "benefit" or "none" (paper A's claim) and colours the row.  The
+    axis is zoomed to the data, 1 and the band; the legend sits outside the axes."""
     labels = list(reductions)
-    fig = Figure(figsize=(6.5, 0.45 * max(3, len(labels)) + 1.0), layout="constrained")
+    fig = Figure(figsize=(7.5, 0.45 * max(3, len(labels)) + 1.2), layout="constrained")
     ax = fig.subplots()
     xs = [1.0]
     arrow = 1.6  # how far (factor) an arrow reaches beyond its start
@@ -192,13 +241,23 @@ def plot_reductions(reductions: Mapping, *, expect: Mapping | None = None, title
                         arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
             ax.plot(r.bound, i, "|", color=color, ms=12, mew=2)
             xs += [r.bound, r.bound * step]
-    ax.axvline(1.0, color="k", lw=0.8)
+    ax.axvline(1.0, color="k", lw=0.8, label="no benefit (1×)")
+    if band is not None:
+        ax.axvspan(band[0], band[1], color="C2", alpha=0.12, gid="paper-band",
+                   label=f"paper A: {band[0]:g}–{band[1]:g}×")
+        xs += list(band)
     ax.set_xscale("log")
-    ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+    lo_x, hi_x = min(xs) / 1.3, max(xs) * 1.3
+    ax.set_xlim(lo_x, hi_x)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    tick_vals = [v for v in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 7, 10, 20, 50, 100, 200, 500)
+                 if lo_x <= v <= hi_x]
+    ax.set_xticks(tick_vals, [f"{v:g}" for v in tick_vals])
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5 if labels else 0.5, -0.5)
     ax.set_xlabel("reduction factor (transition alone / transition joint)")
     ax.grid(alpha=0.3, axis="x")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7)
     if title:
         ax.set_title(title)
     return fig

@@ -9,6 +9,7 @@ A sweep file describes a base configuration and a grid, plus presets that overri
     train: {steps: 1500, batch_size: 32}
     grid:
       mixes:  [[ADD], [MAX], [ADD, MAX, MED]]    # each mix: a list of ops, or {ops: [...], weights: [...]}
+                                                 # (a mapping may also give the mix its own seeds / widths)
       moduli: [10]
       widths: [8, 16, 32]
       seeds:  [0, 1, 2]
@@ -16,6 +17,20 @@ A sweep file describes a base configuration and a grid, plus presets that overri
       smoke: {train: {steps: 60}, grid: {widths: [8, 16], seeds: [0]}}
       quick: {}
       paper: {grid: {moduli: [10, 20, 26, 43, 45], widths: [16, 24, 32, 48, 64, 96, 128]}}
+
+Two optional top-level keys (also allowed inside a preset):
+
+* ``data_seeds: shared | per_run``.  ``shared`` (default): a run's data seed is its seed, so the
+  runs of one seed at every width (and every mix) train and test on one draw of the data, and one
+  unlucky draw moves a whole curve.  ``per_run``: every run (mix, seed, width) gets its own data
+  seed, :func:`per_run_data_seed` — a hash of the mix, the modulus (or k), the seed and the width
+  written into ``train.data_seed`` — so the points of a curve are independent draws.  Runs that
+  start from another run's weights (transfer) keep the data seed of the run they start from (see
+  :func:`jointtask_lib.experiments.transfer_conditions`), so no test expression of the later
+  stage was a training expression of the earlier one.
+* ``seed_offset`` (:func:`load_sweep`'s argument, ``jointtask sweep --seed-offset``): every grid
+  seed is shifted by it, to repeat an experiment on fresh seeds.  0 (default) leaves the sweep,
+  and every run key, exactly as it was.
 
 The file is validated when it is loaded (unknown key, wrong type, impossible value: an error that
 names the file, the key and what is allowed) — before anything is trained.
@@ -72,7 +87,20 @@ from .validate import check_choice, check_float, check_int
 
 PRESETS = ("smoke", "quick", "paper", "lesson")  # lesson: a class (notebooks/README.md)
 TOP_KEYS = {"name": str, "description": str, "task": dict, "arch": dict, "train": dict, "grid": dict,
-            "presets": dict}
+            "presets": dict, "data_seeds": str}
+DATA_SEED_RULES = ("shared", "per_run")
+
+
+def per_run_data_seed(task: TaskConfig, seed: int, width: int) -> int:
+    """The data seed of one run under ``data_seeds: per_run``: a 31-bit hash of the task mix (ops
+    and weights), its size (modulus or k), the run's seed and its width.  Deterministic, the same
+    in every sweep file (a mix's runs are shared between sweeps through the cache), and different
+    for every (mix, seed, width), so the points of a transition curve are independent draws."""
+    import hashlib
+
+    size = task.modulus if task.family == "listops" else task.perm_k
+    blob = f"data|{task.family}|{'+'.join(task.ops)}|{task.weights}|{size}|{int(seed)}|{int(width)}"
+    return int.from_bytes(hashlib.blake2b(blob.encode(), digest_size=8).digest(), "little") % (2**31 - 1)
 GRID_KEYS = {"mixes": list, "moduli": list, "perm_ks": list, "widths": list, "seeds": list}
 
 
@@ -96,6 +124,8 @@ class Sweep:
     widths: tuple[int, ...] = ()
     seeds: tuple[int, ...] = ()
     sizes: tuple[int, ...] = ()  # moduli (listops) or k (perm)
+    seed_offset: int = 0
+    data_seeds: str = "shared"
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -135,9 +165,15 @@ def _qualify(exc: Exception, paths: dict[str, str]) -> str:
     return head + sep + tail
 
 
-def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> Sweep:
-    """Validate a sweep description (already parsed from YAML) and expand its grid."""
+def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed_offset: int = 0) -> Sweep:
+    """Validate a sweep description (already parsed from YAML) and expand its grid.
+
+    ``seed_offset`` is added to every grid seed (0: the sweep as written)."""
     where = source
+    try:
+        check_int("seed_offset", seed_offset, lo=0)
+    except ValueError as exc:
+        raise SweepError(f"{where}: {exc}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{where}: a sweep file must be a mapping with keys {', '.join(TOP_KEYS)}")
     check_choice("preset", preset, PRESETS, where=where)
@@ -159,6 +195,14 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
     grid = d.get("grid", {})
     _check_keys(where, "grid.", grid, GRID_KEYS)
     _check_types(where, "grid.", grid, GRID_KEYS)
+    _check_types(where, "", d, TOP_KEYS)
+    data_seeds = d.get("data_seeds", "shared")
+    if data_seeds not in DATA_SEED_RULES:
+        raise SweepError(f"{where} (preset {preset}): 'data_seeds' must be one of "
+                         f"{', '.join(DATA_SEED_RULES)}; got {data_seeds!r}")
+    if data_seeds == "per_run" and d.get("train", {}).get("data_seed") is not None:
+        raise SweepError(f"{where} (preset {preset}): 'train.data_seed' must not be set with "
+                         f"'data_seeds: per_run' (every run gets its own); got {d['train']['data_seed']}")
     for k in ("mixes", "widths", "seeds"):
         if not grid.get(k):
             raise SweepError(f"{where}: 'grid.{k}' must be a non-empty list")
@@ -171,10 +215,15 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
                          f"use 'grid.{size_key}'")
     sizes = grid.get(size_key) or [TaskConfig.__dataclass_fields__["modulus" if family == "listops" else "perm_k"].default]
     mixes = []
+    own: dict[int, dict] = {}  # per-mix seeds / widths overriding the grid's
     for i, m in enumerate(grid["mixes"]):
         if isinstance(m, dict):
-            _check_keys(where, f"grid.mixes[{i}].", m, {"ops", "weights"})
+            _check_keys(where, f"grid.mixes[{i}].", m, {"ops", "weights", "seeds", "widths"})
             ops, weights = m.get("ops"), m.get("weights")
+            for k in ("seeds", "widths"):
+                if k in m and (not isinstance(m[k], list) or not m[k]):
+                    raise SweepError(f"{where}: 'grid.mixes[{i}].{k}' must be a non-empty list")
+            own[i] = {k: m[k] for k in ("seeds", "widths") if k in m}
         else:
             ops, weights = m, None
         if isinstance(ops, str):
@@ -188,7 +237,12 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
 
     try:
         widths = [check_int("grid.widths", w, lo=2) for w in grid["widths"]]
-        seeds = [check_int("grid.seeds", s, lo=0) for s in grid["seeds"]]
+        seeds = [check_int("grid.seeds", s, lo=0) + seed_offset for s in grid["seeds"]]
+        for i, o in own.items():
+            if "widths" in o:
+                o["widths"] = [check_int(f"grid.mixes[{i}].widths", w, lo=2) for w in o["widths"]]
+            if "seeds" in o:
+                o["seeds"] = [check_int(f"grid.mixes[{i}].seeds", v, lo=0) + seed_offset for v in o["seeds"]]
     except ValueError as exc:
         raise fail(exc, {}) from None
     try:
@@ -210,25 +264,34 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>") -> S
                 task = TaskConfig.from_dict(tkw)
             except (ValueError, TypeError) as exc:
                 raise fail(exc, task_paths) from None
-            for w in widths:
+            for w in own.get(i, {}).get("widths", widths):
                 try:
                     arch = Arch(n_embed=w, **arch_base)
                 except (ValueError, TypeError) as exc:
                     raise fail(exc, arch_paths) from None
-                for s in seeds:
+                for s in own.get(i, {}).get("seeds", seeds):
+                    run_train = train
+                    if data_seeds == "per_run":
+                        from dataclasses import replace as _replace
+
+                        run_train = _replace(train, data_seed=per_run_data_seed(task, s, w))
                     try:
-                        specs.append(RunSpec(task=task, arch=arch, train=train, seed=s))
+                        specs.append(RunSpec(task=task, arch=arch, train=run_train, seed=s))
                     except (ValueError, TypeError) as exc:
                         raise fail(exc, {"seed": "grid.seeds"}) from None
     return Sweep(
         name=str(d.get("name", Path(source).stem)), description=str(d.get("description", "")),
         preset=preset, source=source, specs=tuple(specs), mixes=tuple(m for m, _ in mixes),
-        widths=tuple(widths), seeds=tuple(seeds), sizes=tuple(sizes),
+        widths=tuple(sorted({*widths, *(w for o in own.values() for w in o.get("widths", ()))})),
+        seeds=tuple(sorted({*seeds, *(v for o in own.values() for v in o.get("seeds", ()))})),
+        sizes=tuple(sizes), seed_offset=seed_offset,
+        data_seeds=data_seeds,
     )
 
 
-def load_sweep(path, preset: str = "quick") -> Sweep:
-    """Read and validate ``path`` (``yaml.safe_load``) at ``preset``."""
+def load_sweep(path, preset: str = "quick", seed_offset: int = 0) -> Sweep:
+    """Read and validate ``path`` (``yaml.safe_load``) at ``preset``; ``seed_offset`` shifts every
+    grid seed (0: the sweep as written, same run keys)."""
     path = Path(path)
     if not path.exists():
         raise SweepError(f"sweep file {path} does not exist")
@@ -237,7 +300,7 @@ def load_sweep(path, preset: str = "quick") -> Sweep:
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise SweepError(f"{path}: not valid YAML: {exc}") from None
-    return parse_sweep(data, preset, str(path))
+    return parse_sweep(data, preset, str(path), seed_offset)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -849,7 +912,7 @@ def cmd_sweep(a) -> int:
     check_input_file("sweep", a.sweep, what="a sweep file (params/sweeps/*.yaml)")
     check_output_dir("results", a.results)  # before anything is trained
     timeout = connect_timeout(a.connect_timeout)
-    sweep = load_sweep(a.sweep, a.preset)
+    sweep = load_sweep(a.sweep, a.preset, a.seed_offset)
     root = os.path.abspath(a.results)
     if a.scheduler:  # fail within the timeout, before any run is trained here
         _connect(a.scheduler, timeout).close()
@@ -883,6 +946,8 @@ def register_cli(sub) -> None:
                     "what is missing.")
     p.add_argument("sweep", help="a params/sweeps/*.yaml file")
     p.add_argument("--preset", default="quick", help=" | ".join(PRESETS))
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="add this to every grid seed (repeat the sweep on fresh seeds; 0: as written)")
     p.add_argument("--results", default="results", help="results root (records under runs/)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (or LocalCluster workers); default: one per CPU core, at most "

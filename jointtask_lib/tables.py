@@ -105,15 +105,15 @@ def example_lines(task: TaskConfig, n_per_op: int, seed: int = 0) -> str:
 def output_distributions(tasks: Sequence[TaskConfig]) -> dict[tuple[str, str], np.ndarray]:
     """``{(op, label): p}``: each op's result distribution over uniform random operands.
 
-    One level (no nesting), averaged over the task's argument counts ``min_args..max_args``; see
+    One level (no nesting), averaged over each op's argument counts (:meth:`TaskConfig.arity`); see
     :func:`jointtask_lib.tasks.output_distribution`.  ``label`` is :func:`task_label`.
     """
     out = {}
     for task in tasks:
         dom = task.domain()
-        arities = tuple(range(task.min_args, task.max_args + 1))
         for op in task.ops:
-            out[(op, task_label(task))] = output_distribution(dom, op, arities=arities)
+            lo, hi = task.arity(op)
+            out[(op, task_label(task))] = output_distribution(dom, op, arities=tuple(range(lo, hi + 1)))
     return out
 
 

@@ -254,8 +254,12 @@ class RunSpec:
         return make_validation(self.task, self.train.eval_size, self.data_seed(), self.train.n_test)
 
     def group_key(self) -> str:
-        """Runs with equal group keys can be trained in one stack."""
-        blob = json.dumps([asdict(self.arch), asdict(self.train), self.vocab().tokens,
+        """Runs with equal group keys can be trained in one stack.  The data seed is not part of it:
+        every model of a stack draws its own data (``data_seeds: per_run`` gives every run its own
+        seed, and those runs must still share stacks)."""
+        train = asdict(self.train)
+        train.pop("data_seed")
+        blob = json.dumps([asdict(self.arch), train, self.vocab().tokens,
                            max_example_length(self.task)], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

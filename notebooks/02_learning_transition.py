@@ -24,6 +24,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `sweep`, `sweep_preset`: which sweep file (`params/sweeps/<sweep>.yaml`) and which of its
 #   presets (`smoke` for CI, `quick` for a laptop, `paper` for a GPU) to train.
 # * `ops`: the operations whose transitions are reported (each must be a mix of the sweep).
@@ -38,6 +40,7 @@
 # %% tags=["parameters"]
 sweep = "single_task"
 sweep_preset = "quick"
+seed_offset = 0
 ops = ["MAX", "MIN", "MED", "PROD", "ADD", "NADD"]
 level = 0.8
 n_boot = 500
@@ -61,7 +64,7 @@ from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.notebook import check_parameters
 
 check_parameters("02_learning_transition", globals())  # every parameter, by the rules presets obey
-sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
+sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset, seed_offset)
 missing = [op for op in ops if (op,) not in sw.mixes]
 if missing:
     raise ValueError(f"'ops' must be single-op mixes of sweep {sweep}; not in it: {missing}")
@@ -132,7 +135,7 @@ print(tables.format_table(["n", "op", "floor of the fit"], floor_rows))
 
 # %%
 for n in moduli:
-    fig = plots.plot_transition_curves(points[n], transitions[n], level=level,
+    fig = plots.plot_transition_curves(points[n], transitions[n], level=level, ticks=experiments.width_ticks(records),
                                        title=f"Single-task accuracy vs size (mod {n}, {sw.preset})")
     plots.show_figure(fig, f"02_single_task_curves_mod{n}", results, save=save_figures)
     print(f"mod {n}")

@@ -23,6 +23,8 @@
 # * `joint_sweep`, `control_sweep`, `prime_sweep`: the three sweep files (in `params/sweeps/`)
 #   for the pairings, the relabelling controls and the prime-vs-composite comparison;
 #   `sweep_preset` picks their preset.
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `target`: the hard operation whose transition is compared (paper A: ADD).
 # * `level`, `n_boot`: transition threshold (80% of the asymptote) and bootstrap resamples.
 # * `workers`, `device`, `results_dir`, `save_figures`, `progress`: as in notebook 02;
@@ -33,6 +35,7 @@ joint_sweep = "joint_training"
 control_sweep = "controls"
 prime_sweep = "prime_modulus"
 sweep_preset = "quick"
+seed_offset = 0
 target = "ADD"
 level = 0.8
 n_boot = 500
@@ -56,9 +59,9 @@ from jointtask_lib.notebook import check_parameters
 
 check_parameters("03_joint_training", globals())  # every parameter, by the rules presets obey
 sweep_dir = paths.repo_root() / "params" / "sweeps"
-joint = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset)
-controls = load_sweep(sweep_dir / f"{control_sweep}.yaml", sweep_preset)
-prime = load_sweep(sweep_dir / f"{prime_sweep}.yaml", sweep_preset)
+joint = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset, seed_offset)
+controls = load_sweep(sweep_dir / f"{control_sweep}.yaml", sweep_preset, seed_offset)
+prime = load_sweep(sweep_dir / f"{prime_sweep}.yaml", sweep_preset, seed_offset)
 if (target,) not in joint.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {joint_sweep}; "
                      f"its mixes are {[experiments.fmt_mix(m) for m in joint.mixes]}")
@@ -100,7 +103,7 @@ for n in joint.sizes:
     transitions = {experiments.fmt_mix(m): experiments.transition_of(records[joint.name], ops=m, op=target, size=n,
                                                                      level=level, n_boot=n_boot, chance=floor)
                    for m in joint.mixes}
-    fig = plots.plot_transition_curves(points, transitions, level=level,
+    fig = plots.plot_transition_curves(points, transitions, level=level, ticks=experiments.width_ticks(records[joint.name]),
                                        title=f"{target} accuracy by training mix (mod {n}, {joint.preset})")
     plots.show_figure(fig, f"03_joint_curves_mod{n}", results, save=save_figures)
     print(f"mod {n}")

@@ -21,6 +21,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `sweep`, `sweep_preset`: the sweep file and its preset; `target`: the hard operation.
 # * `level`, `n_boot`, `workers`, `device`, `results_dir`, `save_figures`, `progress`: as in
 #   notebook 02; `interactive`: a widget at the end to look at one curve at a time.
@@ -28,6 +30,7 @@
 # %% tags=["parameters"]
 sweep = "permutations"
 sweep_preset = "quick"
+seed_offset = 0
 target = "PMUL"
 level = 0.8
 n_boot = 500
@@ -45,7 +48,7 @@ from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.notebook import check_parameters
 
 check_parameters("05_permutations", globals())  # every parameter, by the rules presets obey
-sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset)
+sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{sweep}.yaml", sweep_preset, seed_offset)
 if (target,) not in sw.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {sweep}")
 results = paths.results_dir(results_dir)
@@ -70,7 +73,7 @@ for k in ks:
     transitions[k] = {experiments.fmt_mix(m): experiments.transition_of(records, ops=m, op=target, size=k,
                                                                         level=level, n_boot=n_boot, chance=floors[k])
                       for m in sw.mixes}
-    fig = plots.plot_transition_curves(points[k], transitions[k], level=level,
+    fig = plots.plot_transition_curves(points[k], transitions[k], level=level, ticks=experiments.width_ticks(records),
                                        title=f"{target} accuracy in S_{k} by training mix ({sw.preset})")
     plots.show_figure(fig, f"05_permutation_curves_S{k}", results, save=save_figures)
     print(f"S_{k} (floor {'fitted' if floors[k] is None else f'{floors[k]:.4f}'})")

@@ -27,8 +27,12 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `sweep`, `sweep_preset`: the joint-training sweep (`params/sweeps/<sweep>.yaml`) whose runs
 #   are analysed — the same runs notebook 03 trains, so nothing new is trained here.
+# * `prime_sweep`: the sweep with ADD+PROD at a prime modulus (notebook 03 trains it); its runs are
+#   scored only if they are in the cache (nothing is trained for them here).
 # * `single`, `joint`: the two task mixes compared; `pretrain`: the pretraining mix of the
 #   transferred models.
 # * `width`: the model width compared; `0` picks, for each modulus, the smallest width at which
@@ -45,6 +49,8 @@
 # %% tags=["parameters"]
 sweep = "joint_training"
 sweep_preset = "quick"
+seed_offset = 0
+prime_sweep = "prime_modulus"
 single = ["ADD"]
 joint = ["ADD", "MAX", "MED"]
 pretrain = ["MAX", "MED"]
@@ -76,13 +82,13 @@ from jointtask_lib.analysis import models as AM
 from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import viz
 from jointtask_lib.runs import train_or_load
-from jointtask_lib.sweep import run_sweep
+from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.notebook import check_parameters
 
 check_parameters("06_embeddings", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
 mixes = {"single": single, "joint": joint}
-sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
+sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width, seed_offset=seed_offset)
 target = single[0]
 results = paths.results_dir(results_dir)
 print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, moduli {list(sw.sizes)}")
@@ -205,8 +211,9 @@ for n, comp in comps.items():
 # the mixes with MAX/MED should sit above ADD's at every width, not only at the one chosen above.
 
 # %%
+by_width, null_by_width = {}, {}
 for n in sw.sizes:
-    by_mix = {"parity": {}, "order": {}}
+    by_mix = by_width[n] = {"parity": {}, "order": {}}
     for w in sw.widths:
         specs_w = [s for s in sw.specs if s.arch.n_embed == w and s.task.modulus == n]
         E_w = AM.value_embeddings(AM.load_stack(results, specs_w), specs_w[0])
@@ -214,7 +221,7 @@ for n in sw.sizes:
             sc = SC.embedding_scores(E[None], n)
             for key in by_mix:
                 by_mix[key].setdefault(experiments.fmt_mix(s.task.ops), {}).setdefault(w, []).append(float(sc[key][0]))
-    null_w = SC.null_summary(n, max(sw.widths), 50)
+    null_w = null_by_width[n] = SC.null_summary(n, max(sw.widths), 50)
     for key in by_mix:
         fig = viz.plot_scores_vs_width(by_mix[key], score=key, null=null_w[key],
                                        title=f"{key} score mod {n} by width and training mix ({sw.preset})")
@@ -244,6 +251,9 @@ from jointtask_lib.sections import embeddings as section
 
 rows = section.claims(comps, values, summ, null, joint=joint, pretrain=pretrain, target=target, alpha=alpha,
                       preset=sw.preset)
+prime_sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{prime_sweep}.yaml", sweep_preset, seed_offset)
+rows += section.structure_claims(by_width, null_by_width, sizes=sw.sizes, prime_sw=prime_sw, results=results,
+                                 preset=sw.preset)
 scorecard.write_claims(results, section.NOTEBOOK, rows)
 for r in rows:
     print(f"{r['verdict']:>15}  {r['claim']}  [{r['ours']}]")

@@ -23,6 +23,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `sweep`, `sweep_preset`: the joint-training sweep whose runs are analysed (nothing new is
 #   trained if notebook 03 ran at this preset).
 # * `single`, `joint`: the two task mixes compared; the target operation is `single[0]`.
@@ -39,6 +41,7 @@
 # %% tags=["parameters"]
 sweep = "joint_training"
 sweep_preset = "quick"
+seed_offset = 0
 single = ["ADD"]
 joint = ["ADD", "MAX", "MED"]
 width = 0
@@ -74,7 +77,7 @@ from jointtask_lib.notebook import check_parameters
 check_parameters("07_attention_vs_ffn", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)  # one thread: on a loaded 2-core machine two are many times slower
 mixes = {"single": single, "joint": joint}
-sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width)
+sw = AM.load_analysis_sweep(sweep, sweep_preset, mixes, width=width, seed_offset=seed_offset)
 target = single[0]
 results = paths.results_dir(results_dir)
 print(f"sweep {sw.name} ({sw.preset}): widths {list(sw.widths)}, seeds {list(sw.seeds)}, moduli {list(sw.sizes)}")

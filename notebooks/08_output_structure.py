@@ -26,6 +26,8 @@
 # %% [markdown]
 # ## Parameters
 #
+# * `seed_offset`: added to every seed of the sweeps (e.g. 100: the same experiment on fresh seeds;
+#   0: the runs as written).
 # * `single_sweep`, `joint_sweep`, `sweep_preset`: the sweeps whose runs give the measured
 #   transitions (single tasks) and reduction factors (pairings); nothing new is trained if
 #   notebooks 02 and 03 ran at this preset. Every modulus of each sweep is used.
@@ -45,6 +47,7 @@ joint_sweep = "joint_training"
 extra_sweeps = ["controls", "prime_modulus"]
 train_extra = False
 sweep_preset = "quick"
+seed_offset = 0
 moduli = [5, 10, 11, 20, 43, 45]
 target = "ADD"
 level = 0.8
@@ -80,17 +83,18 @@ from jointtask_lib.notebook import check_parameters
 check_parameters("08_output_structure", globals())  # every parameter, by the rules presets obey
 torch.set_num_threads(threads)
 sweep_dir = paths.repo_root() / "params" / "sweeps"
-single_sw = load_sweep(sweep_dir / f"{single_sweep}.yaml", sweep_preset)
-joint_sw = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset)
-extras = [load_sweep(sweep_dir / f"{name}.yaml", sweep_preset) for name in extra_sweeps]
+single_sw = load_sweep(sweep_dir / f"{single_sweep}.yaml", sweep_preset, seed_offset)
+joint_sw = load_sweep(sweep_dir / f"{joint_sweep}.yaml", sweep_preset, seed_offset)
+extras = [load_sweep(sweep_dir / f"{name}.yaml", sweep_preset, seed_offset) for name in extra_sweeps]
 if (target,) not in joint_sw.mixes:
     raise ValueError(f"'target' = {target!r} must be trained alone in sweep {joint_sweep}")
 results = paths.results_dir(results_dir)
 base_task = joint_sw.specs[0].task
-arities = tuple(range(base_task.min_args, base_task.max_args + 1))
 ops = list(LISTOPS_OPS)
+# each operation's own argument counts in the trained task (MED has 3 where ADD has 2: MED of two is MIN)
+arities = {op: tuple(range(base_task.arity(op)[0], base_task.arity(op)[1] + 1)) for op in ops}
 train_moduli = sorted(set(single_sw.sizes) | set(joint_sw.sizes))
-print(f"operations: {', '.join(ops)}; arities {list(arities)}; moduli {moduli}")
+print(f"operations: {', '.join(ops)}; arities {', '.join(f'{o} {list(k)}' for o, k in arities.items())}; moduli {moduli}")
 print(f"single tasks: {single_sw.name} ({single_sw.preset}) mixes {[experiments.fmt_mix(m) for m in single_sw.mixes]}; "
       f"moduli {list(single_sw.sizes)}")
 print(f"pairings: {joint_sw.name} ({joint_sw.preset}) mixes {[experiments.fmt_mix(m) for m in joint_sw.mixes]}; "
@@ -111,7 +115,7 @@ print(f"synergy features: {synergy_features}")
 # NBVAL_CHECK_OUTPUT
 def listops_tasks(mods):
     return [TaskConfig(ops=tuple(ops), modulus=m, depth=base_task.depth, min_args=base_task.min_args,
-                       max_args=base_task.max_args) for m in mods]
+                       max_args=base_task.max_args, op_args=base_task.op_args) for m in mods]
 
 
 dists = tables.output_distributions(listops_tasks(moduli))

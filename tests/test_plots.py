@@ -151,3 +151,38 @@ def test_curve_explorer_headless():
     assert label.value == "MAX"
     with pytest.raises(ValueError, match="'groups'"):
         plots.curve_explorer({})
+
+
+def test_transition_curves_label_every_size_with_its_width_and_show_seed_cis():
+    from jointtask_lib.transition import estimate_transition
+
+    xs, ys, seeds = _cond(4e4, 11)
+    widths = {float(x): 8 + 4 * i for i, x in enumerate(sorted(set(xs.tolist())))}
+    t = estimate_transition(xs, ys, seeds, chance=0.1, n_boot=30)
+    fig = plots.plot_transition_curves({"ADD": (xs, ys, seeds)}, {"ADD": t}, ticks=widths)
+    ax = fig.axes[0]
+    labels = [lb.get_text() for lb in ax.get_xticklabels()]
+    assert len(labels) == len(widths) and all(f"d={w}" in lb for lb, w in zip(labels, widths.values()))
+    assert list(ax.get_xticks()) == pytest.approx(sorted(widths))
+    # the mean over seeds with a Student-t CI over seeds, computed here independently
+    from scipy import stats
+
+    x0 = sorted(widths)[3]
+    v = ys[xs == x0]
+    h = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    band = dict((x, (m, lo, hi)) for x, m, lo, hi in plots._seed_mean_band(xs, ys))
+    assert band[x0] == pytest.approx((v.mean(), max(0, v.mean() - h), min(1, v.mean() + h)))
+    assert ax.get_legend() is None and len(fig.legends) == 1  # the legend is off the axes
+    assert _no_pyplot_figures()
+
+
+def test_reductions_draw_paper_band_and_zoom(reds):
+    fig = plots.plot_reductions({"estimate": reds["estimate"]})
+    (ax,) = fig.axes
+    band = [p for p in ax.patches if p.get_gid() == "paper-band"]
+    assert len(band) == 1
+    lo, hi = ax.get_xlim()
+    assert lo <= 1.0 and hi >= 7.0 and hi < 7.0 * 1.3 * max(1.0, reds["estimate"].hi / 7.0) * 1.01
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    fig = plots.plot_reductions({"estimate": reds["estimate"]}, band=None)
+    assert not [p for p in fig.axes[0].patches if p.get_gid() == "paper-band"]

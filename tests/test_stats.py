@@ -29,7 +29,8 @@ from jointtask_lib.stats.power import HEADLINE_CURVE, plan_power
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ROOT / "benchmarks" / "measured" / "headline_seeds_cpu.json"
-QUICK_N_PARAMS = (1408, 2688, 4352, 8832, 14848)
+QUICK_N_PARAMS = (1408, 2688, 4352, 8832, 14848)  # the measured headline runs (every node 2 arguments)
+SWEEP_N_PARAMS = (1480, 2796, 4496, 9048, 15136)  # today's quick sweep (MED with 3 arguments: longer context)
 WIDTHS = (8, 12, 16, 24, 32)
 
 
@@ -310,7 +311,10 @@ def test_params_of_widths_are_the_sweep_models_counts():
 
     sw = load_sweep(ROOT / "params" / "sweeps" / "joint_training.yaml", "quick")
     counts = {s.arch.n_embed: s.n_params() for s in sw.specs if tuple(s.task.ops) == ("ADD", "MAX", "MED")}
-    assert params_of_widths(WIDTHS) == tuple(counts[w] for w in WIDTHS) == QUICK_N_PARAMS
+    assert params_of_widths(WIDTHS) == SWEEP_N_PARAMS
+    shared = [w for w in WIDTHS if w in counts]  # the quick design's widths (8-24) among them
+    assert len(shared) >= 4 and all(params_of_widths([w])[0] == counts[w] for w in shared)
+    assert params_of_widths(WIDTHS, task_overrides={"op_args": {}}) == QUICK_N_PARAMS
 
 
 def test_cli_power_json(capsys):
@@ -320,8 +324,8 @@ def test_cli_power_json(capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"power", "false_positive_rate", "coverage"} <= set(out)
-    assert out["n_params"] == list(QUICK_N_PARAMS) and out["widths"] == list(WIDTHS) and out["reps"] == 10
-    ref = plan_power(factor=2.0, seeds=3, n_params=QUICK_N_PARAMS, reps=10, rng=0)
+    assert out["n_params"] == list(SWEEP_N_PARAMS) and out["widths"] == list(WIDTHS) and out["reps"] == 10
+    ref = plan_power(factor=2.0, seeds=3, n_params=SWEEP_N_PARAMS, reps=10, rng=0)
     assert out["power"] == ref.power and out["coverage"] == ref.coverage
 
 

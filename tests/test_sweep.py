@@ -55,7 +55,7 @@ def test_grid_expansion_and_presets(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.update(colour=1), r"unknown key 'colour'; allowed: arch, description"),
+        (lambda d: d.update(colour=1), r"unknown key 'colour'; allowed: arch, data_seeds, description"),
         (lambda d: d["train"].update(stepz=3), r"unknown key 'train.stepz'; allowed: .*steps"),
         (lambda d: d["train"].update(steps=0), r"'train.steps' must be an integer >= 1; got 0"),
         (lambda d: d["grid"].update(widths=[]), r"'grid.widths' must be a non-empty list"),

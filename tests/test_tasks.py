@@ -227,7 +227,7 @@ def test_held_out_expressions_are_the_same_for_every_mix_and_size():
     out from an ADD model is held out from an ADD+MAX+MED model too (no leakage in transfer)."""
     from jointtask_lib.tasks import split_u
 
-    add = TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2)
+    add = TaskConfig(ops=("ADD",), modulus=10, depth=2, min_args=2, max_args=2, op_args={"MED": 3})
     mix = add.with_ops(("ADD", "MAX", "MED"))
     tr_a, te_a = make_datasets(add, n_train=3000, n_test=500, seed=3)
     tr_m, te_m = make_datasets(mix, n_train=6000, n_test=900, seed=3)

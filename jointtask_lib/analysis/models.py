@@ -104,15 +104,17 @@ def matched_width(records, conditions, op: str, widths, *, size: int | None = No
                                    "where the models have NOT learned it", False)
 
 
-def load_analysis_sweep(name: str, preset: str, mixes: Mapping[str, Sequence[str]], *, width: int = 0):
+def load_analysis_sweep(name: str, preset: str, mixes: Mapping[str, Sequence[str]], *, width: int = 0,
+                        seed_offset: int = 0):
     """The sweep ``params/sweeps/<name>.yaml`` at ``preset``, after checking that every compared
     task mix (``mixes[parameter name]``) is one of its mixes and that ``width`` is ``0`` or one of
-    its widths (``ValueError`` naming the parameter and the allowed values otherwise)."""
+    its widths (``ValueError`` naming the parameter and the allowed values otherwise).
+    ``seed_offset`` shifts the sweep's seeds (:func:`jointtask_lib.sweep.load_sweep`)."""
     from .. import paths
     from ..experiments import fmt_mix
     from ..sweep import load_sweep
 
-    sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{name}.yaml", preset)
+    sw = load_sweep(paths.repo_root() / "params" / "sweeps" / f"{name}.yaml", preset, seed_offset)
     for field, mix in mixes.items():
         if tuple(mix) not in sw.mixes:
             raise ValueError(f"'{field}' = {list(mix)} must be a mix of sweep {name}; its mixes are "

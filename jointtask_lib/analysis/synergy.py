@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -105,7 +105,14 @@ _TABLES: dict = {}
 _MAX_TABLES = 128
 
 
-def _arities(arities) -> tuple[int, ...]:
+def _arities(arities, op: str | None = None) -> tuple[int, ...]:
+    """The argument counts to average over: a sequence (every op), or a mapping ``{op: [k, ...]}``
+    giving each op its own (the task's arity per operation, ``TaskConfig.arity``: with MED at 3
+    arguments and ADD at 2, MED must not be scored at 2, where it is MIN)."""
+    if isinstance(arities, Mapping):
+        if op not in arities:
+            raise ValueError(f"'arities' has no entry for {op}; it gives {', '.join(map(str, arities))}")
+        arities = arities[op]
     out = tuple(int(k) for k in arities)
     if not out or min(out) < 1:
         raise ValueError(f"'arities' must be a non-empty list of positive ints; got {arities!r}")
@@ -187,7 +194,7 @@ def closure(domain: Domain, op: str, feature: np.ndarray, arities: Sequence[int]
     feat = np.asarray(feature, dtype=np.int64)
     if feat.shape != (domain.n_values,) or feat.min() < 0:
         raise ValueError(f"'feature' must give a class index >= 0 for each of the {domain.n_values} values")
-    return float(np.mean([_closure_from(*_op_outputs(domain, op, k), feat) for k in _arities(arities)]))
+    return float(np.mean([_closure_from(*_op_outputs(domain, op, k), feat) for k in _arities(arities, op)]))
 
 
 def _random_fold_outputs(n: int, k: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +227,7 @@ _NULLS: dict = {}
 def structure_profile(domain: Domain, op: str, arities: Sequence[int] = (2, 3), *, q_max: int | None = None,
                       n_null: int = 8, kinds=FEATURE_KINDS) -> dict[str, dict[str, float]]:
     """``{feature: {"closure", "null", "excess"}}`` for every feature of :func:`value_features`."""
-    ar = _arities(arities)
+    ar = _arities(arities, op)
     out = {}
     for name, feat in value_features(domain.n_values, q_max, kinds).items():
         key = (domain.n_values, name, ar, n_null)
@@ -250,7 +257,7 @@ def alignment(domain: Domain, target: str, partner: str, arities: Sequence[int] 
 
 def easiness(domain: Domain, op: str, arities: Sequence[int] = (2, 3)) -> float:
     """``1 - H(output) / log2 n`` (0 = uniform outputs; larger = more peaked)."""
-    p = output_distribution(domain, op, arities=_arities(arities))
+    p = output_distribution(domain, op, arities=_arities(arities, op))
     return float(max(0.0, 1.0 - entropy_bits(p) / math.log2(domain.n_values)))
 
 
@@ -267,10 +274,13 @@ def synergy(domain: Domain, target: str, partners, arities: Sequence[int] = (2, 
 
 def output_mi(domain: Domain, a: str, b: str, arities: Sequence[int] = (2, 3)) -> float:
     """Naive score: ``I(A(X); B(X)) / sqrt(H(A(X)) H(B(X)))`` on shared uniform operands, averaged
-    over ``arities`` (1 for an op with itself or with a relabelling of its outputs)."""
+    over ``arities`` (1 for an op with itself or with a relabelling of its outputs).  With an arity
+    per op (a mapping), over the argument counts of either op (both are evaluated on the same
+    operand tuples)."""
     vals = []
     n = domain.n_values
-    for k in _arities(arities):
+    ks = sorted(set(_arities(arities, a)) | set(_arities(arities, b))) if isinstance(arities, Mapping) else _arities(arities)
+    for k in ks:
         ta, ya = _op_outputs(domain, a, k)
         tb, yb = _op_outputs(domain, b, k)
         if ta.shape != tb.shape or not np.array_equal(ta, tb):

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from ..data import Vocab
 from ..model import GPT, Probe
@@ -89,21 +90,36 @@ def plot_scores(scores: Mapping[str, Mapping[str, tuple[float, float, float]]],
 
 def plot_scores_vs_width(values: Mapping[str, Mapping[int, Sequence[float]]], *, score: str = "parity",
                          null: tuple[float, float] | None = None, title: str = "") -> Figure:
-    """One line per task mix: mean ``score`` over seeds against width (seeds as dots)."""
-    fig = Figure(figsize=(6.2, 3.6), layout="constrained")
+    """One line per task mix: mean ``score`` over seeds against width, with the 95% Student-t CI
+    over seeds as error bars (seeds as dots); a labelled tick at every trained width; the legend
+    outside the axes."""
+    from scipy import stats
+
+    fig = Figure(figsize=(7.4, 3.6), layout="constrained")
     ax = fig.subplots()
+    all_w: set = set()
     for i, (label, by_w) in enumerate(values.items()):
         ws = sorted(by_w)
-        ax.plot(ws, [np.mean(by_w[w]) for w in ws], "-o", color=f"C{i}", label=label, ms=4)
+        all_w |= set(ws)
+        means, errs = [], []
         for w in ws:
-            ax.plot([w] * len(by_w[w]), by_w[w], ".", color=f"C{i}", alpha=0.5)
+            v = np.asarray(by_w[w], float)
+            means.append(float(v.mean()))
+            errs.append(float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
+        ax.plot(ws, means, "-o", color=f"C{i}", label=label, ms=4, lw=1.0)
+        ax.errorbar(ws, means, yerr=errs, fmt="none", ecolor=f"C{i}", capsize=0, lw=1.5, alpha=0.7)
+        for w in ws:
+            ax.plot([w] * len(by_w[w]), by_w[w], ".", color=f"C{i}", alpha=0.4)
     if null is not None:
         ax.axhspan(null[0], null[1], color="0.6", alpha=0.3, lw=0, label="random (mean..95%)")
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_locator(NullLocator())
+    if all_w:
+        ax.set_xticks(sorted(all_w), [str(w) for w in sorted(all_w)])
     ax.set_xlabel("width (n_embed)")
     ax.set_ylabel(f"{score} score")
-    ax.set_title(title or f"{score} score of the number embeddings by width", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or f"{score} score of the number embeddings by width (mean, 95% CI over seeds)", fontsize=10)
+    fig.legend(loc="outside right upper", fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 

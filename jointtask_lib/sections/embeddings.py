@@ -10,7 +10,7 @@ accuracy bar on the target, every row is *inconclusive*
 
 from __future__ import annotations
 
-from .. import experiments, scorecard
+from .. import claims_extra, experiments, scorecard
 from ..analysis import scores as SC
 
 NOTEBOOK = "06_embeddings"
@@ -48,4 +48,37 @@ def claims(comps: dict, values: dict, summ: dict, null: dict, *, joint, pretrain
                     verdict=verdict, preset=preset, notebook=NOTEBOOK,
                     **SC.permutation_stats(test, family="embedding scores"),
                     note="; ".join([SC.describe_test(test, cond, "single", alpha=alpha), *reasons])))
+    return rows
+
+
+def structure_claims(by_width: dict, null_by_width: dict, *, sizes, prime_sw, results, preset: str,
+                     log=print) -> list[dict]:
+    """Rows the scorecard used to miss (issue 15), from scores measured at every width:
+
+    * ADD+PROD parity at every even modulus (paper A: joint ADD+PROD separates even and odd
+      numbers) — ``by_width[n]["parity"]["ADD+PROD"]`` against the random embeddings'
+      ``null_by_width[n]["parity"]``;
+    * no structure at a prime modulus (paper A), from the ADD+PROD runs of the prime sweep
+      ``prime_sw`` that are in the run cache under ``results`` (none: a line is logged, no row).
+    """
+    from ..analysis import scores as SC
+
+    rows = []
+    for n in sizes:
+        if n % 2 == 0 and "ADD+PROD" in by_width[n]["parity"]:
+            rows.append(claims_extra.structure_by_width_claim(
+                by_width[n]["parity"]["ADD+PROD"], null_by_width[n]["parity"], score="parity", mix="ADD+PROD", n=n,
+                preset=preset, paper_value="joint ADD+PROD: parity separation (even and odd numbers apart)"))
+    for p in [m for m in prime_sw.sizes if claims_extra.is_prime(m)]:
+        specs_p = [s for s in prime_sw.specs if s.task.modulus == p and s.task.ops == ("ADD", "PROD")]
+        keys = [k for k in SC.score_names(p) if k != "order"]  # parity (a prime has no other divisor)
+        got = claims_extra.embedding_scores_by_width(specs_p, results, p, keys)
+        if not got[keys[0]]:
+            log(f"mod {p}: no ADD+PROD runs of {prime_sw.name} in the cache (run notebook 03 first): no prime rows")
+            continue
+        null_p = SC.null_summary(p, max(prime_sw.widths), 50)
+        for key in keys:
+            rows.append(claims_extra.structure_by_width_claim(
+                got[key]["ADD+PROD"], null_p[key], score=key, mix="ADD+PROD", n=p, preset=preset, expect="none",
+                paper_value="prime moduli: uniform outputs, no structure in the embeddings"))
     return rows

@@ -13,7 +13,7 @@ number); the accuracies at one width below ADD's own transition.
 
 from __future__ import annotations
 
-from .. import experiments, scorecard
+from .. import claims_extra, experiments, scorecard
 
 NOTEBOOK = "04_transfer"
 
@@ -39,7 +39,8 @@ def claims(*, moduli, reductions: dict, chosen: dict, at_width: dict, labels: di
     ``at_width[n]``: :func:`accuracies_at_width` there, with conditions ``transfer``, ``scratch``,
     ``joint`` and ``joint_then_target``; ``width_given``: the width was a parameter, not chosen;
     ``records``/``mix_of``: the records and the mix of each condition (``scratch``, ``transfer``,
-    ``joint``).  The two factor rows are judged on the pooled transition model
+    ``joint``, and ``scratch_matched`` — from scratch with as many steps as pretraining plus
+    target training — which adds the two extension rows of :mod:`jointtask_lib.claims_extra`).  The two factor rows are judged on the pooled transition model
     (:func:`~jointtask_lib.experiments.pooled_reduction_of`, absolute bar ``level``); the curve
     fits in ``reductions`` are shown beside it.
     """
@@ -71,6 +72,15 @@ def claims(*, moduli, reductions: dict, chosen: dict, at_width: dict, labels: di
             verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
             preset=preset, notebook=NOTEBOOK, note="factor = transition(joint) / transition(continual)",
             **scorecard.factor_stats(red, family="extensions")))
+        if "scratch_matched" in records:  # extensions (claims_extra): scored apart
+            red_cm = experiments.pooled_reduction_of(records["scratch_matched"], single=(target,), joint=(target,),
+                                                     op=target, size=n, joint_records=records["transfer"],
+                                                     threshold=level)
+            rows.append(claims_extra.compute_matched_transfer_claim(
+                red_cm, n=n, target=target, pretrain=pretrain, preset=preset,
+                curve_fit=reductions[n].get("transfer vs compute-matched")))
+            rows.append(claims_extra.transfer_at_smallest_width_claim(
+                records["transfer"], records["scratch"], n=n, target=target, pretrain=pretrain, preset=preset))
         w = chosen[n]
         if w is None:
             for cid, what in (("A-transfer-at-width", "transfer at one width"), ("A-finetune-after-joint", "fine-tuning")):

@@ -127,10 +127,12 @@ def plan_power(
 
 
 def params_of_widths(widths, *, sweep: str = "", preset: str = "quick",
-                     mix: tuple[str, ...] = ("ADD",)) -> tuple[int, ...]:
+                     mix: tuple[str, ...] = ("ADD",), task_overrides: dict | None = None) -> tuple[int, ...]:
     """Exact parameter counts of the models of sweep ``sweep`` (default: the joint-training sweep,
     ``params/sweeps/joint_training.yaml``) at ``preset`` with width (``n_embed``) ``widths``, for
-    the mix ``mix`` (the joint mixes of a family share its vocabulary, so their counts are equal)."""
+    the mix ``mix`` (the joint mixes of a family share its vocabulary, so their counts are equal).
+    ``task_overrides``: task fields changed first (e.g. ``{"op_args": {}}``: the task before MED had
+    its own 3 arguments, whose context — and so position embeddings — was shorter)."""
     from dataclasses import replace
 
     from ..paths import repo_root
@@ -139,6 +141,10 @@ def params_of_widths(widths, *, sweep: str = "", preset: str = "quick",
     path = sweep or str(repo_root() / "params" / "sweeps" / "joint_training.yaml")
     sw = load_sweep(path, preset)
     base = next((s for s in sw.specs if tuple(s.task.ops) == tuple(mix)), sw.specs[0])
+    if task_overrides:
+        from ..tasks import TaskConfig
+
+        base = replace(base, task=TaskConfig.from_dict({**base.task.to_dict(), **task_overrides}))
     return tuple(replace(base, arch=replace(base.arch, n_embed=int(w))).n_params() for w in widths)
 
 

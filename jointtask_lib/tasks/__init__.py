@@ -49,6 +49,14 @@ class TaskConfig:
     :mod:`jointtask_lib.tasks.core` for ``depth``, ``min_args``/``max_args``, ``p_nest``, ``cot``
     and ``mixing``; ``relabel_seed`` fixes the tables of ``SADD`` and ``RTAB``.
 
+    ``op_args`` gives an operation its own number of arguments: a mapping ``{op: k}`` or
+    ``{op: [min, max]}`` (also for ops outside ``ops``: a sweep sets it once for all its mixes,
+    so every mix shares one context length and models transfer between mixes).  E.g.
+    ``{MED: 3}`` with ``min_args = max_args = 2`` makes MED a true median of 3 while ADD keeps 2
+    arguments.  Stored as a sorted tuple of ``(op, min, max)``; left out of :meth:`to_dict` when
+    empty, so run keys of tasks without it are unchanged.  MED with at most 2 arguments is MIN
+    and is rejected.
+
     How datasets are drawn (:func:`jointtask_lib.data.make_datasets`): ``sampling="iid"``
     (default) splits the *expressions* by a seeded hash — a fraction ``test_frac`` held out for
     testing, ``val_frac`` for validation (early stopping), the rest for training — and draws every
@@ -72,8 +80,10 @@ class TaskConfig:
     sampling: str = "iid"
     test_frac: float = 0.2
     val_frac: float = 0.05
+    op_args: tuple[tuple[str, int, int], ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "op_args", _normalise_op_args(self.op_args))
         ops = self.ops
         if isinstance(ops, str):
             ops = tuple(o.strip() for o in ops.split(",") if o.strip())
@@ -81,6 +91,11 @@ class TaskConfig:
         if self.weights is not None:
             object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
         check_choice("family", self.family, FAMILIES)
+        for op, _, _ in self.op_args:
+            check_choice("op_args", op, FAMILIES[self.family])
+        # Entries equal to min_args..max_args say nothing: dropped, so they never change a key.
+        object.__setattr__(self, "op_args", tuple(
+            e for e in self.op_args if (e[1], e[2]) != (self.min_args, self.max_args)))
         if self.family == "listops":
             check_int("modulus", self.modulus, lo=2, hi=200)
         else:
@@ -104,7 +119,12 @@ class TaskConfig:
         return TreeSpec(
             ops=self.ops, weights=self.weights, min_args=self.min_args, max_args=self.max_args,
             depth=self.depth, p_nest=self.p_nest, cot=self.cot, mixing=self.mixing,
+            op_args=self.op_args,
         )
+
+    def arity(self, op: str) -> tuple[int, int]:
+        """``(min, max)`` arguments of an ``op`` node (its ``op_args`` entry, else min/max_args)."""
+        return self.spec().arity(op)
 
     @property
     def n_values(self) -> int:
@@ -114,6 +134,10 @@ class TaskConfig:
         d = asdict(self)
         d["ops"] = list(self.ops)
         d["weights"] = None if self.weights is None else list(self.weights)
+        if self.op_args:
+            d["op_args"] = {op: [lo, hi] for op, lo, hi in self.op_args}
+        else:
+            del d["op_args"]  # absent when empty: keys of runs without it never change
         return d
 
     @classmethod
@@ -135,6 +159,38 @@ class TaskConfig:
         d = self.to_dict()
         d["ops"], d["weights"] = tuple(ops), weights
         return TaskConfig.from_dict(d)
+
+
+def _normalise_op_args(value) -> tuple[tuple[str, int, int], ...]:
+    """``{op: k}`` / ``{op: [min, max]}`` / ``[(op, min, max), ...]`` -> sorted tuple of triples."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        items = []
+        for op, v in value.items():
+            if isinstance(v, (list, tuple)):
+                if len(v) != 2:
+                    raise ValueError(f"'op_args' values must be k or [min, max]; got {op}: {v!r}")
+                items.append((op, v[0], v[1]))
+            else:
+                items.append((op, v, v))
+    elif isinstance(value, (list, tuple)):
+        items = []
+        for e in value:
+            if not isinstance(e, (list, tuple)) or len(e) != 3:
+                raise ValueError(f"'op_args' entries must be (op, min, max); got {e!r}")
+            items.append(tuple(e))
+    else:
+        raise ValueError(f"'op_args' must be a mapping {{op: k or [min, max]}}; got {value!r}")
+    for op, lo, hi in items:
+        if not isinstance(op, str):
+            raise ValueError(f"'op_args' keys must be operation names; got {op!r}")
+        check_int("op_args", lo, lo=1)
+        check_int("op_args", hi, lo=lo)
+    names = [op for op, _, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"'op_args' must not repeat an operation; got {', '.join(names)}")
+    return tuple(sorted((str(op), int(lo), int(hi)) for op, lo, hi in items))
 
 
 _DOMAINS: dict = {}

@@ -24,7 +24,9 @@ An expression is a nested tuple ``(op_name, (arg, arg, ...))`` whose arguments a
 each argument of an operation at depth ``< max_depth`` is itself an operation with probability
 ``p_nest`` (a project choice, default 0.5 — paper A does not give its generator) and a uniformly
 random value otherwise.  The number of arguments of each operation is uniform in
-``[min_args, max_args]``.
+``[min_args, max_args]``, or in the operation's own range where ``op_args`` gives one (an arity per
+operation: e.g. ``op_args = (("MED", 3, 3),)`` gives every MED node exactly 3 arguments while ADD
+keeps ``min_args..max_args``).
 
 Mixing several operations
 -------------------------
@@ -70,6 +72,9 @@ class Op:
     fn: Callable[[tuple[int, ...], "Domain"], int]
     doc: str = ""
     operands: Callable[["Domain"], Sequence[int]] | None = None
+    # (k, name): with at most k arguments at every node, the op *is* another op (the lower median
+    # of two numbers is their minimum); a task that allows no more than k is rejected.
+    degenerate: tuple[int, str] | None = None
 
 
 @dataclass
@@ -110,6 +115,19 @@ class TreeSpec:
     p_nest: float = 0.5
     cot: str = "reduce"
     mixing: str = "expression"
+    op_args: tuple[tuple[str, int, int], ...] = ()  # per-op (op, min, max) overriding min/max_args
+
+    def arity(self, op: str) -> tuple[int, int]:
+        """``(min, max)`` number of arguments of an ``op`` node."""
+        for name, lo, hi in self.op_args:
+            if name == op:
+                return lo, hi
+        return self.min_args, self.max_args
+
+    def longest_arity(self) -> int:
+        """The most arguments any node can have (over ``max_args`` and every ``op_args`` entry,
+        also for ops outside the mix: the context length of a family's models depends on it)."""
+        return max([self.max_args] + [hi for _, _, hi in self.op_args])
 
     def op_probs(self) -> np.ndarray:
         w = np.ones(len(self.ops)) if self.weights is None else np.asarray(self.weights, float)
@@ -134,12 +152,35 @@ def check_spec(spec: TreeSpec, domain: Domain) -> TreeSpec:
     check_int("depth", spec.depth, lo=1, hi=8)
     check_int("min_args", spec.min_args, lo=1)
     check_int("max_args", spec.max_args, lo=spec.min_args)
+    seen_args: set[str] = set()
+    for entry in spec.op_args:
+        if not (isinstance(entry, tuple) and len(entry) == 3):
+            raise ValueError(f"'op_args' entries must be (op, min, max); got {entry!r}")
+        name, lo, hi = entry
+        check_choice("op_args", name, domain.ops)
+        if name in seen_args:
+            raise ValueError(f"'op_args' must not repeat an operation; got {name} twice")
+        seen_args.add(name)
+        check_int("op_args", lo, lo=1)
+        check_int("op_args", hi, lo=lo)
+        o = domain.ops[name]
+        if lo < o.min_arity or hi > o.max_arity:
+            raise ValueError(f"'op_args' = {lo}..{hi} is out of range for {name}, which takes "
+                             f"{o.min_arity}..{o.max_arity} arguments")
     for op in spec.ops:
         o = domain.ops[op]
-        if spec.min_args < o.min_arity or spec.max_args > o.max_arity:
+        lo, hi = spec.arity(op)
+        if lo < o.min_arity or hi > o.max_arity:
             raise ValueError(
-                f"'min_args'/'max_args' = {spec.min_args}..{spec.max_args} is out of range for "
+                f"'min_args'/'max_args' = {lo}..{hi} is out of range for "
                 f"{op}, which takes {o.min_arity}..{o.max_arity} arguments"
+            )
+        if o.degenerate is not None and hi <= o.degenerate[0]:
+            fld = "op_args" if op in seen_args else "min_args'/'max_args"
+            raise ValueError(
+                f"'{fld}' = {lo}..{hi} for {op}: with at most {o.degenerate[0]} arguments "
+                f"{op} is {o.degenerate[1]}, not itself (a setting that silently changes an "
+                f"operation's meaning); give {op} more arguments, e.g. op_args {{{op}: 3}}"
             )
     check_float("p_nest", spec.p_nest, lo=0.0, hi=1.0)
     check_choice("cot", spec.cot, COT_MODES)
@@ -248,6 +289,7 @@ class _Sampler:
         self.cum = list(itertools.accumulate(spec.op_probs().tolist()))
         self.cum[-1] = 1.0
         self.leaves = {op: list(domain.operands(op)) for op in spec.ops}
+        self.arity = {op: spec.arity(op) for op in spec.ops}
 
     def pick(self, r: random.Random) -> str:
         return self.ops[bisect.bisect_right(self.cum, r.random())] if len(self.ops) > 1 else self.ops[0]
@@ -260,7 +302,8 @@ def _grow(spec, domain, r: random.Random, s: _Sampler, fixed_op, level) -> Expr:
     leaves = s.leaves[op]
     nl = len(leaves)
     args = []
-    for _ in range(spec.min_args + int(r.random() * (spec.max_args - spec.min_args + 1))):
+    lo, hi = s.arity[op]
+    for _ in range(lo + int(r.random() * (hi - lo + 1))):
         if level < spec.depth and r.random() < spec.p_nest:
             args.append(_grow(spec, domain, r, s, fixed_op, level + 1))
         else:
@@ -280,7 +323,8 @@ def _count(spec: TreeSpec, domain: Domain, ops: tuple[str, ...], depth: int) -> 
     for op in ops:
         n_leaf = len(domain.operands(op)) if spec.p_nest < 1 or depth == 1 else 0
         per_arg = n_leaf + sub
-        total += sum(per_arg**k for k in range(spec.min_args, spec.max_args + 1))
+        lo, hi = spec.arity(op)
+        total += sum(per_arg**k for k in range(lo, hi + 1))
     return total
 
 
@@ -296,7 +340,8 @@ def _enum(spec, domain, ops, depth) -> Iterator[Expr]:
     for op in ops:
         leaves = list(domain.operands(op)) if spec.p_nest < 1 or depth == 1 else []
         choices = leaves + subs
-        for k in range(spec.min_args, spec.max_args + 1):
+        lo, hi = spec.arity(op)
+        for k in range(lo, hi + 1):
             for args in itertools.product(choices, repeat=k):
                 yield (op, tuple(args))
 
@@ -383,7 +428,8 @@ def sample_unique(
         return ValueError(
             f"'n' = {n} distinct expressions asked for, but only {available} exist "
             f"(support {support}, {support - available} reserved for the other split) with "
-            f"ops={','.join(spec.ops)}, depth={spec.depth}, args={spec.min_args}..{spec.max_args}, "
+            f"ops={','.join(spec.ops)}, depth={spec.depth}, args={spec.min_args}..{spec.max_args}"
+            f"{''.join(f' {o}:{a}..{b}' for o, a, b in spec.op_args)}, "
             f"{domain.family} size {domain.n_values}; allowed: n <= {available}"
         )
 

@@ -7,7 +7,9 @@ vocabulary, the CLI and the notebooks pick it up.
 ==========  ======================================================================================
 ``MAX``     largest argument
 ``MIN``     smallest argument
-``MED``     lower median: ``sorted(a)[(k-1)//2]`` for k arguments
+``MED``     lower median: ``sorted(a)[(k-1)//2]`` for k arguments.  With two arguments that is the
+            minimum, so a task whose MED nodes never have more than two arguments is rejected
+            (MED would silently be MIN); give MED its own arity (``op_args: {MED: 3}``).
 ``ADD``     sum mod n
 ``PROD``    product mod n
 ``NADD``    alternating sum ``a1 - a2 + a3 - ...`` mod n (paper A's "alternating-sign ADD")
@@ -58,7 +60,8 @@ LISTOPS_OPS: dict[str, Op] = {
     for o in [
         Op("MAX", 1, MAX_ARITY, lambda a, d: max(a), "largest argument"),
         Op("MIN", 1, MAX_ARITY, lambda a, d: min(a), "smallest argument"),
-        Op("MED", 1, MAX_ARITY, lambda a, d: sorted(a)[(len(a) - 1) // 2], "lower median"),
+        Op("MED", 1, MAX_ARITY, lambda a, d: sorted(a)[(len(a) - 1) // 2], "lower median",
+           degenerate=(2, "MIN (the lower median of two numbers is their minimum)")),
         Op("ADD", 1, MAX_ARITY, lambda a, d: sum(a) % d.n_values, "sum mod n"),
         Op("PROD", 1, MAX_ARITY, _prod, "product mod n"),
         Op("NADD", 1, MAX_ARITY, _nadd, "alternating sum a1-a2+a3-... mod n"),
