@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from jointtask_lib import experiments as E
 from jointtask_lib.data import Vocab, make_datasets
-from jointtask_lib.icl_model import ICLConfig, ICLModel
+from jointtask_lib.paper_b.icl_model import ICLConfig, ICLModel
 from jointtask_lib.model import GPT, ModelConfig
 from jointtask_lib.tasks import COT_MODES, MIXING_MODES, SAMPLING_MODES, TaskConfig
 from jointtask_lib.train import Arch, RunSpec, TrainConfig, _should_stop, per_model_loss, target_mask
