@@ -64,7 +64,7 @@ from jointtask_lib.train import (  # noqa: E402
 )
 
 VARIANTS = {"long": dict(depth=3, max_args=3), "short": dict(depth=2, max_args=3),
-            "quick": dict(depth=2, min_args=2, max_args=2)}  # quick: the sweeps' quick preset
+            "quick": dict(depth=2, min_args=2, max_args=2, op_args=(("MED", 3, 3),))}  # quick: the sweeps' quick preset
 OPS = ("ADD", "MAX", "MED")
 BATCH = 32
 LR = 1e-3

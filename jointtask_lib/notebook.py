@@ -55,7 +55,7 @@ INJECTED_TAG = "injected-parameters"
 
 
 #: Presets whose runs are long enough to show a live progress bar by default (``jointtask notebooks``).
-PROGRESS_PRESETS = ("quick", "paper")
+PROGRESS_PRESETS = ("quick", "paper", "lesson")
 #: The label ``make lab`` gives JupyterLab sessions (``results/lab/``, the paired .ipynb copies).
 LAB_LABEL = "lab"
 

@@ -254,6 +254,8 @@ _SPECIAL = {
     ("task", "mixing"): list(MIXING_MODES),
     ("task", "sampling"): list(SAMPLING_MODES),
     ("train", "loss_on"): ["full", "after_eq"],
+    ("task", "op_args"): [(("MED", 3, 3),), (("MAX", 3, 3),)],
+    ("train", "step"): ["reference", "fast"],
 }
 
 

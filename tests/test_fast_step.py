@@ -83,7 +83,7 @@ def test_equals_autograd_float64(kw):
 
 
 def _quick_batch(d: int, m: int, ops=("ADD", "MAX", "MED")):
-    task = TaskConfig(ops=ops, modulus=10, depth=2, min_args=2, max_args=2)
+    task = TaskConfig(ops=ops, modulus=10, depth=2, min_args=2, max_args=2, op_args=(("MED", 3, 3),))  # the quick task
     spec = RunSpec(task=task, arch=Arch(n_embed=d), train=TrainConfig(n_train=500, n_test=10))
     train, _ = spec.data()
     g = torch.Generator().manual_seed(3)

@@ -279,8 +279,11 @@ def test_notebooks_cli_passes_seed_offset_to_notebooks_that_have_it(monkeypatch,
     from jointtask_lib import notebook
 
     seen = {}
-    monkeypatch.setattr(notebook, "_run_one", lambda job: seen.setdefault(job[0], job[-1]) and None
-                        or (job[0], True, "", 0.0))
+    def run_one(job):
+        seen[job["stem"]] = {k: v for k, v in job["params"].items() if k == "seed_offset"}
+        return job["stem"], True, "", 0.0
+
+    monkeypatch.setattr(notebook, "_run_one", run_one)
     books = notebook.select_notebooks("01,03,06")
     notebook.run_notebooks(books, "smoke", tmp_path, seed_offset=100, log=lambda s: None)
     assert seen == {"01_tasks": {}, "03_joint_training": {"seed_offset": 100}, "06_embeddings": {"seed_offset": 100}}

@@ -96,11 +96,15 @@ def test_target_mask_stays_on_the_tokens_device():
 
 def test_run_key_recipe_is_stable():
     """The key names runs on disk, so its recipe must not drift: the first 16 hex digits of the
-    SHA-256 of the sorted JSON of the run format and the configuration."""
+    SHA-256 of the sorted JSON of the run format, the configuration, the vocabulary's tokens and
+    the context length (what the registry derives from the configuration, issue 13)."""
+    from jointtask_lib.data import Vocab, max_example_length
+
     pre = RunSpec(task=TaskConfig(ops=("MAX",), modulus=7), arch=Arch(n_embed=16), seed=3)
     spec = RunSpec(task=TaskConfig(ops=("ADD",), modulus=7), arch=Arch(n_embed=16), seed=0, init=pre)
     for s in (pre, spec):
-        blob = json.dumps({"format": RUN_FORMAT, **s.to_dict()}, sort_keys=True)
+        blob = json.dumps({"format": RUN_FORMAT, **s.to_dict(), "vocab": Vocab.for_task(s.task).tokens,
+                           "block_size": max_example_length(s.task)}, sort_keys=True)
         assert s.key() == hashlib.sha256(blob.encode()).hexdigest()[:16]
     d = spec.to_dict()
     assert d["init"] == pre.to_dict() and "init" not in pre.to_dict()
