@@ -27,7 +27,6 @@ the subset is part of its grid.  Prints one JSON object; ``--out FILE`` writes i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib import experiments  # noqa: E402
 from jointtask_lib.sweep import load_sweep, per_run_data_seed, run_specs  # noqa: E402
 from jointtask_lib.validate import check_int  # noqa: E402
@@ -128,11 +128,7 @@ def main(argv=None) -> int:
         moves = {"longer_outside_base_ci": not (lo <= longer["reduction_value"] <= hi),
                  "ratio_longer_to_base": longer["reduction_value"] / base["reduction_value"]}
     out["factor_moves"] = moves if moves is not None else "not decidable: a factor is a bound or missing"
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

@@ -16,7 +16,6 @@ for the extra seeds alone, plus every run's ADD accuracy by width and seed.  Pri
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib import experiments  # noqa: E402
 from jointtask_lib.sweep import load_sweep, run_specs  # noqa: E402
 
@@ -73,11 +73,7 @@ def main(argv=None) -> int:
                                   "preset_seeds": _factor(records, set(sw.seeds), n),
                                   "all_seeds": _factor(records, set(all_seeds), n),
                                   "extra_seeds_only": _factor(records, set(extra) - set(sw.seeds), n)}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib.stats import pooled_reduction  # noqa: E402
 from jointtask_lib.stats.power import params_of_widths  # noqa: E402
 
@@ -97,11 +98,7 @@ def main(argv=None) -> int:
             out["fitted_curve"] = {"transition": c["transition_single"], "slope": c["slope"], "lapse": c["lapse"],
                                    "tau": c["seed_sd"]}
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

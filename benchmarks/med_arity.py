@@ -23,7 +23,6 @@ Prints one JSON object; ``--out FILE`` writes it too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -34,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib.sweep import load_sweep, run_specs  # noqa: E402
 from jointtask_lib.tasks import TaskConfig  # noqa: E402
 from jointtask_lib.train import Arch, RunSpec  # noqa: E402
@@ -131,11 +131,7 @@ def main(argv=None) -> int:
                             "seed": spec.seed, "n_params": spec.n_params(), "gen_acc_per_op": per_op,
                             "steps_trained": r.get("steps_trained"), "stop_reason": r.get("stop_reason"),
                             "stack_train_seconds": r.get("train_seconds")})
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib.stats.power import HEADLINE_CURVE, plan_power  # noqa: E402
 from jointtask_lib.sweep import load_sweep  # noqa: E402
 from jointtask_lib.tasks import TaskConfig  # noqa: E402
@@ -101,11 +102,7 @@ def main(argv=None) -> int:
         if a.out:  # written after every design: a long call keeps what it has
             with open(a.out, "w") as f:
                 f.write(json.dumps(out, indent=1) + "\n")
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib.stats.power import HEADLINE_CURVE, plan_power  # noqa: E402
 
 #: n_params of the quick joint-training model at widths 8, 12, 16, 24, 32 (ADD alone and
@@ -47,11 +48,7 @@ def main(argv=None) -> int:
                "mc_se": r.mc_se, "wall_seconds": round(time.perf_counter() - t0, 1)}
         out["designs"].append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, a.out)
     return 0
 
 

@@ -43,13 +43,12 @@ from pathlib import Path
 
 from .paths import (ENV_LABEL, MANIFEST, MAX_LABEL, atomic_write, check_label, output_dir, repo_root,
                     results_dir)
-from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_float, check_int
+from .validate import MAX_EXAMPLES, MAX_SEED, PRESETS, check_choice, check_float, check_int
 
 ROOT = repo_root()
 NOTEBOOKS_DIR = ROOT / "notebooks"
 PARAMS_DIR = ROOT / "params"
 REFERENCE_DIR = ROOT / "tests" / "notebooks"
-PRESETS = ("smoke", "quick", "paper", "lesson")  # lesson: a class (minutes per notebook)
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 INJECTED_TAG = "injected-parameters"
 

@@ -146,6 +146,16 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda fh: fh.write(data))
 
 
+def emit_json(obj, path: str | os.PathLike | None = None) -> str:
+    """Print ``obj`` as indented JSON on stdout (a benchmark's report) and, when ``path`` is given,
+    write the same text there atomically.  Returns the text."""
+    text = json.dumps(obj, indent=1)
+    print(text)
+    if path:
+        atomic_write(path, lambda fh: fh.write(text + "\n"), text=True)
+    return text
+
+
 def atomic_write_json(obj, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (:func:`atomic_write`)."""
     return atomic_write_bytes((json.dumps(obj, indent=1, sort_keys=True) + "\n").encode(), path)

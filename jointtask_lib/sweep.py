@@ -83,9 +83,8 @@ from .runs import group_specs, load_record, run_dir, train_group
 from .workers import worker_pool
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
-from .validate import check_choice, check_float, check_int
+from .validate import PRESETS, check_choice, check_float, check_int
 
-PRESETS = ("smoke", "quick", "paper", "lesson")  # lesson: a class (notebooks/README.md)
 TOP_KEYS = {"name": str, "description": str, "task": dict, "arch": dict, "train": dict, "grid": dict,
             "presets": dict, "data_seeds": str}
 DATA_SEED_RULES = ("shared", "per_run")

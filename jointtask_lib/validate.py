@@ -11,6 +11,11 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+#: The presets every notebook and sweep file has (params/<notebook>/<preset>.yaml and the
+#: ``presets:`` block of params/sweeps/*.yaml): smoke for CI, quick for a 2-core laptop, paper for
+#: a GPU, lesson for a class (notebooks/README.md).  Declared once; notebook.py and sweep.py use it.
+PRESETS = ("smoke", "quick", "paper", "lesson")
+
 #: Largest integer any parameter may take when no smaller bound is given: a value that does not fit
 #: in 64 bits would fail deep inside torch or numpy ("Overflow when unpacking long long") without
 #: naming the field.

@@ -284,3 +284,9 @@ def test_student_notebook_does_not_need_the_solutions(path):
         assert not missing, f"{path.name}: a cell students keep uses {sorted(missing)}, defined only in a solution"
         defined |= d
         only_in_solutions -= d
+
+
+def test_presets_are_declared_once():
+    from jointtask_lib import validate
+
+    assert N.PRESETS is validate.PRESETS and SW.PRESETS is validate.PRESETS
