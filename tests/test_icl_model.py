@@ -418,6 +418,13 @@ def test_corrupt_icl_record_is_reported(tmp_path):
     p.write_text(json.dumps(rec))
     with pytest.raises(CorruptRecord, match="curves"):
         load_icl_record(tmp_path, spec)
+    # another run's configuration under this key (checksum recomputed): its spec hashes elsewhere
+    rec = json.loads(p.read_text())
+    rec["curves"], rec["spec"]["seed"] = {}, rec["spec"]["seed"] + 1
+    rec["checksum"] = record_checksum(rec)
+    p.write_text(json.dumps(rec))
+    with pytest.raises(CorruptRecord, match="stored spec hashes to"):
+        load_icl_record(tmp_path, spec)
 
 
 def test_two_workers_give_the_runs_of_one(tmp_path):

@@ -431,8 +431,13 @@ def _no_dependencies(spec: ICLRunSpec) -> list:
 
 
 #: Paper B's runs as a kind of the generic run cache (:class:`jointtask_lib.runs.RunKind`).
-ICL_RUNS = RunKind(name="icl", train_stack=_icl_stack, save_result=_save_icl_record, required=("curves", "exposure"),
-                   order=_icl_order, dependencies=_no_dependencies, checkpoint_every=1000)
+def _icl_spec_key(d: dict) -> str:
+    return ICLRunSpec.from_dict(d).key()
+
+
+ICL_RUNS = RunKind(name="icl", train_stack=_icl_stack, save_result=_save_icl_record,
+                   required=("spec", "curves", "exposure"), order=_icl_order, dependencies=_no_dependencies,
+                   checkpoint_every=1000, spec_key=_icl_spec_key)
 
 
 def load_icl_record(results, spec_or_key) -> dict | None:
