@@ -47,7 +47,7 @@ from . import progress as progress_mod
 from .checkpoints import (  # noqa: F401  (re-exported: the run cache's storage layer)
     atomic_torch_save, load_checkpoint, resume_stack_checkpoint, save_stack_checkpoint,
 )
-from .paths import atomic_write, atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
+from .paths import atomic_write_json
 from .train import DIVERGED, RunResult, RunSpec, load_model, train_stack
 from .workers import worker_pool
 from .validate import check_int

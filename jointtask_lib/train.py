@@ -79,7 +79,7 @@ import torch.nn.functional as F
 from .data import TaskData, Vocab, make_datasets, make_validation, max_example_length
 from .fast_step import FastStep
 from .model import GPT, ModelConfig, count_params
-from .model import slice_state as _slice_state, stack_states as _stack_states
+from .model import slice_state, stack_states
 from .tasks import TaskConfig
 from .validate import MAX_EXAMPLES, MAX_SEED, check_bool, check_choice, check_float, check_int  # noqa: F401 (MAX_EXAMPLES re-exported)
 
@@ -663,7 +663,7 @@ def train_stack(
         if not bool(torch.isfinite(losses.detach()).all()):  # diverged: stop those runs, say so
             bad = [(j, i) for j, i in enumerate(active) if not math.isfinite(float(losses[j].detach()))]
             for j, i in bad:
-                finished[i], stop_reason[i], steps_done[i] = _slice_state(model, j), DIVERGED, step + 1
+                finished[i], stop_reason[i], steps_done[i] = slice_state(model, j), DIVERGED, step + 1
             keep = [j for j, i in enumerate(active) if (j, i) not in bad]
             active = [active[j] for j in keep]
             if active:
@@ -685,7 +685,7 @@ def train_stack(
             loss_n = 0
             if stop_now:
                 for j, i, why in stop_now:
-                    finished[i] = _slice_state(model, j)
+                    finished[i] = slice_state(model, j)
                     stop_reason[i] = why
                     steps_done[i] = step + 1
                 gone = {i for _, i, _ in stop_now}
@@ -708,12 +708,12 @@ def train_stack(
     if bar is not None:
         bar.close()
     for j, i in enumerate(active):
-        finished[i] = _slice_state(model, j)
+        finished[i] = slice_state(model, j)
     train_seconds = elapsed + time.perf_counter() - t0
 
     # Final evaluation: all models, rebuilt as one stack, on their full test sets.
     full = GPT(mcfg, m_all).to(dev)
-    full.load_state_dict(_stack_states([finished[i] for i in range(m_all)]))
+    full.load_state_dict(stack_states([finished[i] for i in range(m_all)]))
     metrics = evaluate_stack(full, tests, vocab, max_len, generate_cot=final_eval) if final_eval else [{}] * m_all
     return [
         RunResult(spec=s, state=finished[i], curve=curves[i], metrics=metrics[i],
@@ -743,7 +743,7 @@ def load_model(spec: RunSpec, state: dict, device: str = "cpu") -> GPT:
 def stack_models(specs: list[RunSpec], states: list[dict], device: str = "cpu") -> GPT:
     """Several trained models of one group as one stack (for fast joint evaluation)."""
     model = GPT(specs[0].model_config(), len(specs))
-    model.load_state_dict(_stack_states(states))
+    model.load_state_dict(stack_states(states))
     return model.to(resolve_device(device)).eval()
 
 

@@ -62,10 +62,8 @@ import torch
 from . import icl
 from .. import runs as run_cache
 from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
-from ..runs import (
-    RunKind, atomic_torch_save, atomic_write_json, environment_info, resume_stack_checkpoint, run_dir, write_record,
-    save_stack_checkpoint,
-)
+from ..checkpoints import atomic_torch_save, resume_stack_checkpoint, save_stack_checkpoint
+from ..runs import RunKind, environment_info, run_dir, write_record
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
 from ..model import slice_state, stack_states
 from ..train import StackedAdamW, clip_per_model, resolve_device
