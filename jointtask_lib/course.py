@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import html as _html
-import json
 import math
 import re
 import sys
@@ -65,13 +64,10 @@ def read_claims(results, notebook: str) -> list[dict]:
     """The claim rows ``notebook`` wrote to ``<output folder>/claims/<notebook>.json`` ([] if none);
     the output folder is the one :func:`jointtask_lib.scorecard.write_claims` writes to
     (:func:`jointtask_lib.paths.output_dir`: ``<results>/<label>`` under a preset or label)."""
+    from .scorecard import read_claims_file
+
     path = output_dir(results) / "claims" / f"{notebook}.json"
-    if not path.is_file():
-        return []
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "verdict" in r for r in rows):
-        raise ValueError(f"{path}: not a list of claim rows (each with a 'verdict')")
-    return rows
+    return read_claims_file(path) if path.is_file() else []
 
 
 def verdict_counts(rows: list[dict]) -> dict[str, int]:

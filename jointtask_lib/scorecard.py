@@ -110,7 +110,9 @@ class ClaimsError(ValueError):
     """A claims file cannot be used (the message names the file and what is wrong)."""
 
 
-def _check_claims_file(p: Path) -> list[dict]:
+def read_claims_file(p: Path) -> list[dict]:
+    """The claim rows of one claims file, checked (:class:`ClaimsError` naming the file when it is
+    not JSON, not a list of rows, or a row lacks a field or has an unknown verdict)."""
     try:
         rows = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -145,7 +147,7 @@ def load_claims(results_dir, label: str | None = None) -> list[dict]:
     base = output_dir(results_dir, label) / "claims"
     if base.exists():
         for p in sorted(base.glob("*.json")):
-            for r in _check_claims_file(p):
+            for r in read_claims_file(p):
                 if r["id"] in where:
                     raise ValueError(f"claim id {r['id']!r} is in both {where[r['id']]} and {p.name}; "
                                      "every claim id must be unique (delete the stale file)")

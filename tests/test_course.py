@@ -93,7 +93,9 @@ def test_course_main_writes_students(tmp_path, capsys):
 
 
 def _claim(id, verdict, ours):
-    return {"id": id, "paper": "A", "claim": f"claim {id}", "verdict": verdict, "ours": ours}
+    """A claim row as scorecard.claim writes it (the fields every claims file is checked for)."""
+    return {"id": id, "paper": "A", "claim": f"claim {id}", "verdict": verdict, "ours": ours,
+            "paper_value": "v", "preset": "lesson", "notebook": "03_x"}
 
 
 def test_what_we_saw_reads_the_claims_file(tmp_path):
