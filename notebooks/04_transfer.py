@@ -218,7 +218,7 @@ for n in moduli:
 #   lies in our CI (`scorecard.magnitude_check`).
 # * **Transfer at one width**: the pretrained model's ADD accuracy lies above the from-scratch
 #   model's, CI against CI (`scorecard.verdict_greater`; overlapping CIs are inconclusive).
-# * **Extensions** (`jointtask_lib/claims_extra.py`, scored apart): transfer against a
+# * **Extensions** (`jointtask_lib/sections/extra.py`, scored apart): transfer against a
 #   *compute-matched* from-scratch model, and transfer at the smallest trained width.
 # * **Continual vs joint** (reviewers' request; the paper gives no number for it): the continual
 #   presentation lowers ADD's transition below the joint one's.

@@ -1,4 +1,4 @@
-"""Claim rows of issue 15 (jointtask_lib.claims_extra), on hand-made inputs."""
+"""Claim rows of issue 15 (jointtask_lib.sections.extra), on hand-made inputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jointtask_lib import claims_extra as CE
+from jointtask_lib.sections import extra as CE
 
 
 def _rec(ops, width, seed, acc, n=10):

@@ -10,7 +10,8 @@ accuracy bar on the target, every row is *inconclusive*
 
 from __future__ import annotations
 
-from .. import claims_extra, experiments, scorecard
+from .. import experiments, scorecard
+from . import extra as claims_extra
 from ..analysis import scores as SC
 
 NOTEBOOK = "06_embeddings"

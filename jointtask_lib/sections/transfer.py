@@ -13,7 +13,8 @@ number); the accuracies at one width below ADD's own transition.
 
 from __future__ import annotations
 
-from .. import claims_extra, experiments, scorecard
+from .. import experiments, scorecard
+from . import extra as claims_extra
 
 NOTEBOOK = "04_transfer"
 
@@ -40,7 +41,7 @@ def claims(*, moduli, reductions: dict, chosen: dict, at_width: dict, labels: di
     ``joint`` and ``joint_then_target``; ``width_given``: the width was a parameter, not chosen;
     ``records``/``mix_of``: the records and the mix of each condition (``scratch``, ``transfer``,
     ``joint``, and ``scratch_matched`` — from scratch with as many steps as pretraining plus
-    target training — which adds the two extension rows of :mod:`jointtask_lib.claims_extra`).  The two factor rows are judged on the pooled transition model
+    target training — which adds the two extension rows of :mod:`jointtask_lib.sections.extra`).  The two factor rows are judged on the pooled transition model
     (:func:`~jointtask_lib.experiments.pooled_reduction_of`, absolute bar ``level``); the curve
     fits in ``reductions`` are shown beside it.
     """
@@ -72,7 +73,7 @@ def claims(*, moduli, reductions: dict, chosen: dict, at_width: dict, labels: di
             verdict=scorecard.verdict_benefit(red), magnitude=scorecard.magnitude_check(red, None)[1],
             preset=preset, notebook=NOTEBOOK, note="factor = transition(joint) / transition(continual)",
             **scorecard.factor_stats(red, family="extensions")))
-        if "scratch_matched" in records:  # extensions (claims_extra): scored apart
+        if "scratch_matched" in records:  # extensions (sections.extra): scored apart
             red_cm = experiments.pooled_reduction_of(records["scratch_matched"], single=(target,), joint=(target,),
                                                      op=target, size=n, joint_records=records["transfer"],
                                                      threshold=level)

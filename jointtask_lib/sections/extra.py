@@ -1,5 +1,5 @@
-"""Claim rows the scorecard used to miss (issue 15), built through the existing claim-row API
-(:func:`jointtask_lib.scorecard.claim`).
+"""Claim rows the scorecard used to miss (issue 15), used by the transfer and embeddings sections
+and built through the existing claim-row API (:func:`jointtask_lib.scorecard.claim`).
 
 * :func:`compute_matched_transfer_claim` — *extension* (paper A compares pretrained and
   from-scratch models at equal ADD steps): does pretraining still lower ADD's transition when the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from . import experiments, scorecard
+from .. import experiments, scorecard
 
 EXTENSION_NOTE = "extension: paper A makes no such claim; scored apart from the paper's claims"
 
@@ -140,8 +140,8 @@ def embedding_scores_by_width(specs, root, n: int, keys: Sequence[str] = ("parit
     """``{key: {mix: {width: [score of each seed]}}}`` of the trained runs ``specs`` at modulus
     ``n`` (:func:`jointtask_lib.analysis.scores.embedding_scores` of their value embeddings).
     Runs without a record are skipped (nothing is trained)."""
-    from .analysis import models as AM
-    from .analysis import scores as SC
+    from ..analysis import models as AM
+    from ..analysis import scores as SC
 
     out: dict = {k: {} for k in keys}
     have = [s for s, r in zip(specs, AM.cached_records(specs, root)) if r is not None and s.task.modulus == n]
