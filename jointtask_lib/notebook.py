@@ -907,6 +907,8 @@ def cmd_notebooks(a) -> int:
     check_overrides(books, a.preset, params)
     if a.reference and params:
         raise ValueError("'-p' cannot be used with --reference (references are the smoke preset as is)")
+    if a.seed_offset and "seed_offset" in params:
+        raise ValueError("'seed_offset': give it once, with --seed-offset or with -p seed_offset=..., not both")
     # --seed-offset is a run parameter like -p: it names the output folder and is in RUN.json
     run_params = {**params, **({"seed_offset": a.seed_offset} if a.seed_offset else {})}
     label = check_label(a.label) if a.label else default_label(a.preset, run_params)

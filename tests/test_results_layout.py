@@ -76,6 +76,16 @@ def test_cli_rejects_unknown_parameter_before_running(capsys, tmp_path, monkeypa
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_cli_rejects_seed_offset_given_twice(capsys, tmp_path, monkeypatch):
+    # -p would win inside the notebooks while --seed-offset named the folder: refused, nothing run
+    monkeypatch.setenv("JOINTTASK_RESULTS", str(tmp_path))
+    assert main(["notebooks", "--only", "03", "--preset", "quick", "--seed-offset", "100",
+                 "-p", "seed_offset=200"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'seed_offset': give it once" in err
+    assert not any(tmp_path.iterdir())
+
+
 # -- labels and output folders ------------------------------------------------------------------
 
 
