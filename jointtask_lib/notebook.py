@@ -216,6 +216,11 @@ class FieldRule:
             return Rule("choice", choices=p.choices)
         raise AssertionError(f"no notebook rule for the {p.kind} field {self.field!r}")  # pragma: no cover
 
+    def __getattr__(self, name: str):  # ``kind``, ``lo``, ...: those of the rule it stands for
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.rule(), name)
+
 
 def _icl_labels() -> tuple[str, ...]:
     # Literal copy of paper_b.icl_train.MODEL_LABELS (importing it would pull torch into ``jointtask
@@ -329,6 +334,8 @@ def _library_check(rule: Rule, key: str, value) -> str | None:
 
 def _rule_problem(rule: Rule, value, key: str, params: dict, stem: str) -> str | None:
     """Why ``value`` breaks ``rule`` ("must be ...; got ..."), or ``None``."""
+    if isinstance(rule, FieldRule):
+        rule = rule.rule()
     if rule.kind in ("int", "float"):
         return _library_check(rule, key, value)
     what = "a non-empty list" if rule.min_len == 1 else f"a list of at least {rule.min_len} item(s)"
