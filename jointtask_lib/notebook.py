@@ -256,9 +256,9 @@ PARAM_RULES: dict[str, Rule | FieldRule] = {
 
 NOTEBOOK_RULES: dict[str, dict[str, Rule | FieldRule]] = {
     "09_icl_function_classes": {
-        "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": _int(1),
-        # the transformer: ICLConfig builds a ModelConfig, bounded by jointtask_lib.schema.ARCH
-        "n_points": _int(1), "n_embed": FieldRule("n_embed"), "n_layers": FieldRule("n_layers"),
+        "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": FieldRule("d"),
+        # the prompt and the transformer (ICLConfig): bounds of jointtask_lib.schema.ICL_PROMPT and ARCH
+        "n_points": FieldRule("n_points"), "n_embed": FieldRule("n_embed"), "n_layers": FieldRule("n_layers"),
         "n_heads": FieldRule("n_heads"),
         "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
         "seeds": Rule("ints", lo=0, hi=MAX_SEED), "other_seeds": Rule("ints", lo=0, hi=MAX_SEED),

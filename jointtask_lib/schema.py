@@ -199,6 +199,13 @@ RUN: dict[str, Param] = {
                  cli="--seeds"),
 }
 
+#: Paper B's prompts (:class:`~jointtask_lib.paper_b.icl_model.ICLConfig`; its backbone's fields
+#: are :data:`ARCH`'s, under the same names).
+ICL_PROMPT: dict[str, Param] = {
+    "d": _int("input dimension of paper B's functions", 1, cli=None),
+    "n_points": _int("in-context (x, f(x)) pairs per prompt", 1, cli=None),
+}
+
 #: Every section, by the name a sweep file and a stored spec give it.
 SECTIONS: dict[str, dict[str, Param]] = {"task": TASK, "arch": ARCH, "train": TRAIN, "run": RUN}
 
@@ -209,7 +216,7 @@ GRID_FIELDS: dict[str, str] = {"widths": "n_embed", "moduli": "modulus", "perm_k
 
 def param(name: str) -> Param:
     """The declaration of field ``name`` (names are unique across the sections)."""
-    for section in (*SECTIONS.values(), MODEL_SHAPE):
+    for section in (*SECTIONS.values(), MODEL_SHAPE, ICL_PROMPT):
         if name in section:
             return section[name]
     raise KeyError(name)

@@ -93,7 +93,7 @@ def test_schema_declares_every_config_field_and_nothing_else():
     assert names(ModelConfig) == [*schema.MODEL_SHAPE, *schema.ARCH]
     assert set(names(RunSpec)) - {"task", "arch", "train", "init"} == set(schema.RUN)
     # one name per quantity: no field name is used by two sections (so a flat path map is exact)
-    all_names = [n for sec in (*schema.SECTIONS.values(), schema.MODEL_SHAPE) for n in sec]
+    all_names = [n for sec in (*schema.SECTIONS.values(), schema.MODEL_SHAPE, schema.ICL_PROMPT) for n in sec]
     assert len(all_names) == len(set(all_names))
     for sec in schema.SECTIONS.values():
         for name, p in sec.items():
@@ -221,3 +221,18 @@ def test_every_family_is_registered_once_with_its_size_field_and_grid_list():
         assert task.size == 5 and task.task_family is fam
         assert task.n_values == len(task.domain().value_tokens)
     assert TASK_FAMILIES["listops"].label(10) == "mod 10" and TASK_FAMILIES["perm"].tag(3) == "S3"
+
+
+def test_every_field_rule_names_a_declared_field_and_matches_the_library():
+    from jointtask_lib.paper_b.icl_model import ICLConfig
+
+    tables = [N.PARAM_RULES, *N.NOTEBOOK_RULES.values()]
+    field_rules = [r for t in tables for r in t.values() if isinstance(r, N.FieldRule)]
+    assert {r.field for r in field_rules} >= {"n_embed", "n_heads", "n_layers", "d", "n_points", "modulus"}
+    for r in field_rules:
+        assert r.rule().kind in ("int", "ints", "float", "choice")
+    # paper B's notebook: the rule and ICLConfig refuse the same values
+    for key, bad in [("n_embed", 1), ("d", 0), ("n_points", 0), ("n_layers", 0)]:
+        assert N._rule_problem(N.rule_for("09_icl_function_classes", key), bad, key, {}, "09_icl_function_classes")
+        with pytest.raises(ValueError, match=f"'{key}' must be an integer >= "):
+            ICLConfig(**{key: bad})
