@@ -39,7 +39,8 @@ task mix                  ``grid.mixes[i]``    ``task.ops``           ``--ops`` 
 The stored names (``n_embed``, ``modulus``, ``perm_k``) are part of every run's cache key
 (:meth:`~jointtask_lib.train.RunSpec.key` hashes ``to_dict()``), so they stay as they are: renaming
 one would orphan every cached run.  Notebooks that pick one width of a sweep call it ``width``
-(an index into ``grid.widths``, checked against the sweep, not a model field), and paper B's
+(one value of ``grid.widths``, checked against the sweep, not a model field; ``jointtask data
+--sweep ... --width`` likewise), and paper B's
 notebook sets ``n_embed`` directly (bounded by :data:`ARCH`).
 """
 

@@ -221,6 +221,10 @@ def test_every_family_is_registered_once_with_its_size_field_and_grid_list():
         assert task.size == 5 and task.task_family is fam
         assert task.n_values == len(task.domain().value_tokens)
     assert TASK_FAMILIES["listops"].label(10) == "mod 10" and TASK_FAMILIES["perm"].tag(3) == "S3"
+    from jointtask_lib.tasks import stored_size
+
+    assert stored_size(TaskConfig(family="perm", ops=("PMUL",), perm_k=4).to_dict()) == 4
+    assert stored_size(TaskConfig(modulus=7).to_dict()) == 7
 
 
 def test_every_field_rule_names_a_declared_field_and_matches_the_library():

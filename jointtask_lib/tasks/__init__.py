@@ -101,6 +101,12 @@ def task_family(name: str) -> TaskFamily:
     return TASK_FAMILIES[name]
 
 
+def stored_size(task: dict) -> int:
+    """The family size (modulus or k) of a *stored* task (``record["spec"]["task"]``, a dict),
+    without rebuilding and re-validating a :class:`TaskConfig`."""
+    return task[TASK_FAMILIES[task["family"]].size_field]
+
+
 def check_size_fields(family: str, given, flag=lambda f: f"--{f.replace('_', '-')}") -> None:
     """A size field of another family among ``given`` (the fields a user set) is an error, not
     silently ignored; ``flag`` names the field to use instead (default: its CLI flag)."""
@@ -281,7 +287,7 @@ def all_ops(family: str) -> list[str]:
 
 
 __all__ = [
-    "FAMILIES", "TASK_FAMILIES", "TaskFamily", "task_family", "SIZE_FIELDS", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
+    "FAMILIES", "TASK_FAMILIES", "TaskFamily", "task_family", "SIZE_FIELDS", "stored_size", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
     "expr_tokens", "reduce_innermost", "random_tree", "sample_unique", "sample_iid", "split_u", "SAMPLING_MODES", "count_expressions",
     "output_distribution", "entropy_bits", "SPECIAL_TOKENS", "COT_MODES", "MIXING_MODES",
     "field",
