@@ -86,7 +86,7 @@ def given(a, section: dict[str, Param], names=None) -> dict:
 
 
 def add_task_args(p: argparse.ArgumentParser) -> None:
-    """The task arguments (every field of :data:`jointtask_lib.schema.TASK` but ``weights``)."""
+    """The task arguments: one per field of :data:`jointtask_lib.schema.TASK`."""
     add_params(p, TASK)
 
 

@@ -96,8 +96,7 @@ def interrupt_note(a) -> str:
 
 def specs_from_args(a) -> list:
     """Every run the command asks for; raises ``ValueError`` (naming the field) on bad input."""
-    from .cli_args import task_from_args
-    from .cli_args import given
+    from .cli_args import given, task_from_args
     from .schema import ARCH, TRAIN
     from .train import Arch, RunSpec, TrainConfig
 
