@@ -4,9 +4,10 @@ choices and meaning.
 The configuration classes (:class:`~jointtask_lib.tasks.TaskConfig`,
 :class:`~jointtask_lib.train.Arch`, :class:`~jointtask_lib.model.ModelConfig`,
 :class:`~jointtask_lib.train.TrainConfig`, :class:`~jointtask_lib.train.RunSpec`) validate their
-fields with :func:`check_fields` against the sections below, and nothing else declares a bound:
+fields with :func:`check_fields` against the sections below, and no other place declares a bound
+of these fields:
 
-* the ``jointtask train`` / ``jointtask sample`` arguments are generated from them
+* the ``jointtask train`` / ``jointtask data`` arguments are generated from them
   (:func:`jointtask_lib.cli_args.add_params`), with the allowed values in their help;
 * the notebooks' preset and ``-p`` rules for these fields (``depth``, ``modulus``, ``moduli``,
   ``n_embed`` ...) are built from them (:func:`jointtask_lib.notebook.rule_for`), so a preset rule
@@ -17,7 +18,9 @@ fields with :func:`check_fields` against the sections below, and nothing else de
 This module sits low in the import graph (it imports only :mod:`jointtask_lib.validate`): the CLI
 and ``jointtask notebooks`` read it without importing torch.  Bounds that need a task family's
 registry (which operations exist, how many arguments each takes) are checked by
-:class:`~jointtask_lib.tasks.TaskConfig` against the registry; their entries here say so.
+:class:`~jointtask_lib.tasks.TaskConfig` against the registry; their entries here say so.  Paper B's
+prompt shape (:data:`ICL_PROMPT`) is here too; its training recipe
+(``paper_b.icl_train.ICLTrainConfig``) still declares its own bounds.
 
 One name per quantity
 ---------------------
