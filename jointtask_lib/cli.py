@@ -21,15 +21,15 @@ from .cli_args import _csv, _ints, add_task_args, task_from_args  # noqa: F401  
 
 def cmd_data(a) -> int:
     from .data import example_record, make_datasets
-    from .validate import MAX_EXAMPLES, MAX_SEED, check_choice, check_int
+    from .schema import param
+    from .validate import MAX_EXAMPLES, check_choice, check_int
 
     check_choice("split", a.split, ("train", "test"))
     check_choice("format", a.format, ("jsonl", "text"))
     check_int("n", a.n, lo=0, hi=MAX_EXAMPLES)
     if a.seed is not None:
-        check_int("seed", a.seed, lo=0, hi=MAX_SEED)
-    if a.n_test is not None:
-        check_int("n_test", a.n_test, lo=0, hi=MAX_EXAMPLES)
+        param("seed").check("seed", a.seed)
+    param("n_test").check("n_test", a.n_test)
     if a.sweep:
         task, exprs = _sweep_examples(a)
     else:
@@ -62,15 +62,17 @@ def _sweep_examples(a):
     """
     from .data import make_datasets
     from .sweep import load_sweep
+    from .tasks import TaskConfig
     from .validate import check_choice
 
     sw = load_sweep(a.sweep, a.preset, a.seed_offset)
-    ops = tuple(a.ops)
-    size_name = "modulus" if sw.specs[0].task.family == "listops" else "perm_k"
-    size = sw.sizes[0] if a.modulus is None else check_choice("modulus", a.modulus, sw.sizes)
+    ops = TaskConfig.ops if a.ops is None else tuple(a.ops)
+    fam = sw.specs[0].task.task_family
+    given_size = getattr(a, fam.size_field)  # --modulus or --perm-k, whichever the sweep's family uses
+    size = sw.sizes[0] if given_size is None else check_choice(fam.size_field, given_size, sw.sizes)
     width = sw.widths[0] if a.width is None else check_choice("width", a.width, sw.widths)
     seed = sw.seeds[0] if a.seed is None else check_choice("seed", a.seed, sw.seeds)
-    cands = [s for s in sw.specs if getattr(s.task, size_name) == size and s.arch.n_embed == width
+    cands = [s for s in sw.specs if s.task.size == size and s.arch.n_embed == width
              and s.seed == seed and s.init is None]
     spec = next((s for s in cands if tuple(s.task.ops) == ops), None)
     if spec is None:

@@ -1,5 +1,6 @@
 """Argument helpers shared by the ``jointtask`` sub-commands (:mod:`jointtask_lib.cli` and
-:mod:`jointtask_lib.cli_train`): the task arguments and comma-separated lists.
+:mod:`jointtask_lib.cli_train`): the configuration arguments, generated from
+:mod:`jointtask_lib.schema` (:func:`add_params`), and comma-separated lists.
 
 A module of its own so that ``cli`` (which registers every sub-command) and the sub-command
 modules both import it, and neither imports the other's helpers: no import cycle.
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from .tasks import TaskConfig
+from .schema import TASK, Param
+from .tasks import TaskConfig, check_size_fields
 
 
 def _csv(s: str) -> tuple[str, ...]:
@@ -38,39 +40,58 @@ def _op_args(s: str) -> dict:
     return out
 
 
+def _floats(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in _csv(s))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+#: How a command-line string becomes a value, by :class:`~jointtask_lib.schema.Param` kind (an
+#: out-of-range or unknown value is left to the configuration class: its message names the field
+#: and the allowed values, as everywhere else).
+_ARG_TYPES = {"int": int, "float": float, "choice": str, "family": str, "ops": _csv, "weights": _floats,
+              "op_args": _op_args}
+
+
+def flag(name: str, p: Param) -> str:
+    """The command-line flag of field ``name``."""
+    return p.cli or f"--{name.replace('_', '-')}"
+
+
+def add_params(p, section: dict[str, Param], names=None, *, lists=()) -> None:
+    """Add one argument per field of ``section`` (default: every field with a flag), generated from
+    its declaration in :mod:`jointtask_lib.schema`: the flag, the type, and a help text with the
+    field's meaning and allowed values.  Defaults are ``None`` (not given): the configuration
+    class's own default applies (:func:`given`).  A ``bool`` field gets the flag that flips it
+    (``--no-early-stop``).  ``lists``: fields given as comma-separated lists (one run per item)."""
+    for name in section if names is None else names:
+        prm = section[name]
+        if prm.cli is None:
+            continue
+        help_ = f"{prm.doc}; {'comma-separated, each ' if name in lists else ''}{prm.allowed()}"
+        if prm.kind == "bool":
+            turns_off = flag(name, prm).startswith("--no-")
+            p.add_argument(flag(name, prm), dest=name, action="store_const", const=not turns_off, default=None,
+                           help=f"{'do not ' if turns_off else ''}{prm.doc}")
+        else:
+            typ = _ints if name in lists else _ARG_TYPES[prm.kind]
+            p.add_argument(flag(name, prm), dest=name, type=typ, default=None, help=help_.replace("%", "%%"))
+
+
+def given(a, section: dict[str, Param], names=None) -> dict:
+    """The fields of ``section`` the command line set (``None``: not given)."""
+    return {n: getattr(a, n) for n in (section if names is None else names)
+            if getattr(a, n, None) is not None}
+
+
 def add_task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ops", type=_csv, default=("ADD",), help="comma-separated ops, e.g. ADD,MAX")
-    p.add_argument("--family", default="listops", help="listops (mod n) or perm (S_k)")
-    p.add_argument("--modulus", type=int, default=None, help="modulus n for listops (default 10)")
-    p.add_argument("--perm-k", type=int, default=None, help="k for products in S_k (default 3)")
-    p.add_argument("--depth", type=int, default=3, help="maximum nesting depth")
-    p.add_argument("--min-args", type=int, default=2)
-    p.add_argument("--max-args", type=int, default=3)
-    p.add_argument("--op-args", type=_op_args, default=None,
-                   help="an arity per operation, e.g. MED=3 (MED nodes get 3 arguments, the others keep "
-                        "--min-args..--max-args) or MED=2-4")
-    p.add_argument("--p-nest", type=float, default=0.5, help="probability an argument is nested")
-    p.add_argument("--cot", default="reduce", help="reduce | none")
-    p.add_argument("--mixing", default="expression", help="expression | node")
-    p.add_argument("--relabel-seed", type=int, default=0)
-    p.add_argument("--sampling", default="iid",
-                   help="iid (default: every split follows the generator) | unique (distinct expressions)")
-    p.add_argument("--test-frac", type=float, default=0.2, help="share of expressions held out for testing (iid)")
-    p.add_argument("--val-frac", type=float, default=0.05, help="share held out for validation (iid)")
+    """The task arguments: one per field of :data:`jointtask_lib.schema.TASK`."""
+    add_params(p, TASK)
 
 
 def task_from_args(a) -> TaskConfig:
-    # A key of the other family is rejected, not silently ignored.
-    if a.family == "perm" and a.modulus is not None:
-        raise ValueError("'modulus' does not apply to family perm (products in S_k); use --perm-k")
-    if a.family == "listops" and a.perm_k is not None:
-        raise ValueError("'perm_k' does not apply to family listops (arithmetic mod n); use --modulus")
-    defaults = TaskConfig.__dataclass_fields__
-    modulus = defaults["modulus"].default if a.modulus is None else a.modulus
-    perm_k = defaults["perm_k"].default if a.perm_k is None else a.perm_k
-    return TaskConfig(
-        ops=a.ops, family=a.family, modulus=modulus, perm_k=perm_k, depth=a.depth,
-        min_args=a.min_args, max_args=a.max_args, p_nest=a.p_nest, cot=a.cot, mixing=a.mixing,
-        relabel_seed=a.relabel_seed, sampling=a.sampling, test_frac=a.test_frac, val_frac=a.val_frac,
-        op_args=getattr(a, "op_args", None) or (),
-    )
+    values = given(a, TASK)
+    # A size field of another family is rejected, not silently ignored.
+    check_size_fields(values.get("family", TaskConfig.family), values)
+    return TaskConfig.from_dict(values)

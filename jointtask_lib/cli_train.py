@@ -17,7 +17,6 @@ per stack (default: by width, :func:`auto_max_stack`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -52,38 +51,21 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _floats(s: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in s.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
-
-
 def register_cli(sub) -> None:
     """Add ``jointtask train`` to the CLI's sub-parsers (see ``cli._EXTENSIONS``)."""
-    from .cli_args import add_task_args
+    from .cli_args import add_params, add_task_args
+    from .schema import ARCH, RUN, TRAIN
 
     p = sub.add_parser("train", help="train stacked models (cached) and print their accuracies",
                        description=__doc__.split("\n\n")[0])
     add_task_args(p)
-    p.add_argument("--weights", type=_floats, default=None, help="mixture weights of --ops, e.g. 1,1,1")
+    # The model and training arguments are generated from jointtask_lib.schema (flags, types,
+    # allowed values); --n-embed and --seeds take lists (one run per width and seed).
     g = p.add_argument_group("model")
-    g.add_argument("--n-embed", type=_ints, default=(32,), help="width(s), comma-separated, e.g. 16,32")
-    g.add_argument("--n-heads", type=int, default=1)
-    g.add_argument("--recurrence", type=int, default=4, help="times the shared block is applied")
-    g.add_argument("--n-layers", type=int, default=1, help="distinct blocks per recurrence step")
+    add_params(g, ARCH, lists=("n_embed",))
     g = p.add_argument_group("training")
-    g.add_argument("--seeds", type=_ints, default=(0,), help="comma-separated seeds, e.g. 0,1,2")
-    g.add_argument("--steps", type=int, default=2000)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=3e-3)
-    g.add_argument("--weight-decay", type=float, default=0.1)
-    g.add_argument("--warmup", type=int, default=100)
-    g.add_argument("--loss-on", default="after_eq", help="after_eq | full")
-    g.add_argument("--n-train", type=int, default=None, help="training examples (default: library default)")
-    g.add_argument("--n-test", type=int, default=None, help="test examples (default: library default)")
-    g.add_argument("--eval-every", type=int, default=250)
-    g.add_argument("--no-early-stop", action="store_true", help="train the full step budget")
+    add_params(g, RUN, lists=("seed",))
+    add_params(g, TRAIN)
     g = p.add_argument_group("execution")
     g.add_argument("--out", default="runs", help="results root (run records and checkpoints)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -114,26 +96,23 @@ def interrupt_note(a) -> str:
 
 def specs_from_args(a) -> list:
     """Every run the command asks for; raises ``ValueError`` (naming the field) on bad input."""
-    from .cli_args import task_from_args
-    from .tasks import TaskConfig
+    from .cli_args import given, task_from_args
+    from .schema import ARCH, TRAIN
     from .train import Arch, RunSpec, TrainConfig
-    from .validate import check_int
 
     task = task_from_args(a)
-    if a.weights is not None:
-        task = TaskConfig.from_dict({**task.to_dict(), "weights": list(a.weights)})
-    if not a.n_embed:
+    widths = (Arch.n_embed,) if a.n_embed is None else a.n_embed
+    seeds = (RunSpec.seed,) if a.seed is None else a.seed
+    if not widths:
         raise ValueError("'n_embed' must list at least one width; got nothing")
-    if not a.seeds:
+    if not seeds:
         raise ValueError("'seeds' must list at least one seed; got nothing")
-    tc = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                     warmup=a.warmup, loss_on=a.loss_on, n_train=a.n_train, n_test=a.n_test,
-                     eval_every=a.eval_every, early_stop=not a.no_early_stop)
+    tc = TrainConfig(**given(a, TRAIN))
+    arch_args = given(a, ARCH, [n for n in ARCH if n != "n_embed"])
     specs = []
-    for width in a.n_embed:
-        check_int("n_embed", width, lo=2)
-        arch = Arch(n_embed=width, n_heads=a.n_heads, recurrence=a.recurrence, n_layers=a.n_layers)
-        for seed in a.seeds:
+    for width in widths:
+        arch = Arch(n_embed=width, **arch_args)
+        for seed in seeds:
             specs.append(RunSpec(task=task, arch=arch, train=tc, seed=seed))
     try:  # the data sizes are checked against the support here (memoised: training reuses it)
         specs[0].data()

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .tasks import (SPECIAL_TOKENS, FAMILIES, TaskConfig, count_expressions, evaluate, example_tokens,
+from .tasks import (SPECIAL_TOKENS, TaskConfig, count_expressions, evaluate, example_tokens,
                     sample_iid, sample_unique, split_u)
 from .tasks.core import ENUMERATE_LIMIT, Expr, ops_in
 from .validate import MAX_EXAMPLES, MAX_SEED, check_int
@@ -70,7 +70,7 @@ class Vocab:
     @classmethod
     def for_task(cls, task: TaskConfig) -> "Vocab":
         d = task.domain()
-        return cls(list(SPECIAL_TOKENS) + list(d.value_tokens) + list(FAMILIES[task.family]))
+        return cls(list(SPECIAL_TOKENS) + list(d.value_tokens) + list(task.task_family.ops))
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -276,8 +276,5 @@ def example_record(task: TaskConfig, expr: Expr, split: str) -> dict:
         "family": task.family,
         "split": split,
     }
-    if task.family == "listops":
-        rec["modulus"] = task.modulus
-    else:
-        rec["perm_k"] = task.perm_k
+    rec[task.task_family.size_field] = task.size
     return rec

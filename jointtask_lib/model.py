@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .validate import check_bool, check_int
+from .schema import ARCH, MODEL_SHAPE, check_fields, check_heads
+from .validate import check_int
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,10 @@ class ModelConfig:
     tie_weights: bool = False  # share the token embedding with the output head
 
     def __post_init__(self):
-        check_int("vocab_size", self.vocab_size, lo=2)
-        check_int("block_size", self.block_size, lo=2)
-        check_int("n_embed", self.n_embed, lo=2)
-        check_int("n_heads", self.n_heads, lo=1)
-        if self.n_embed % self.n_heads:
-            divisors = [h for h in range(1, self.n_embed + 1) if self.n_embed % h == 0]
-            raise ValueError(
-                f"'n_heads' must divide 'n_embed' = {self.n_embed} (allowed: {divisors}); got {self.n_heads}"
-            )
-        check_int("recurrence", self.recurrence, lo=1)
-        check_int("n_layers", self.n_layers, lo=1)
-        check_int("mlp_ratio", self.mlp_ratio, lo=1)
-        check_bool("tie_weights", self.tie_weights)
+        # Bounds declared once, in jointtask_lib.schema (shared with Arch, the CLI and the presets).
+        check_fields(self, MODEL_SHAPE)
+        check_fields(self, ARCH)
+        check_heads(self.n_embed, self.n_heads)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from .paths import (ENV_LABEL, MANIFEST, MAX_LABEL, atomic_write, check_label, output_dir, repo_root,
                     results_dir)
+from . import schema
 from .validate import MAX_EXAMPLES, MAX_SEED, PRESETS, check_choice, check_float, check_int
 
 ROOT = repo_root()
@@ -195,6 +196,32 @@ def _float(lo=None, hi=None, lo_open=False, hi_open=False) -> Rule:
     return Rule("float", lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """A parameter that *is* a configuration field (``many``: a list of its values): its rule is
+    built from the field's declaration in :mod:`jointtask_lib.schema` when it is looked up
+    (:func:`rule_for`), so a preset rule and the library cannot disagree."""
+
+    field: str
+    many: bool = False
+
+    def rule(self) -> Rule:
+        p = schema.param(self.field)
+        if p.kind in ("int", "float"):
+            kind = ("ints" if p.kind == "int" else "floats") if self.many else p.kind
+            if kind == "floats":  # pragma: no cover - no list-of-floats field yet
+                raise AssertionError(f"no rule kind for a list of {self.field!r}")
+            return Rule(kind, lo=p.lo, hi=p.hi, lo_open=p.lo_open, hi_open=p.hi_open)
+        if p.kind == "choice" and not self.many:
+            return Rule("choice", choices=p.choices)
+        raise AssertionError(f"no notebook rule for the {p.kind} field {self.field!r}")  # pragma: no cover
+
+    def __getattr__(self, name: str):  # ``kind``, ``lo``, ...: those of the rule it stands for
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.rule(), name)
+
+
 def _icl_labels() -> tuple[str, ...]:
     # Literal copy of paper_b.icl_train.MODEL_LABELS (importing it would pull torch into ``jointtask
     # notebooks`` start-up); tests/test_notebooks.py checks that the two agree.
@@ -204,14 +231,16 @@ def _icl_labels() -> tuple[str, ...]:
 # Keyed by parameter name, for every notebook that has the parameter; the bounds are the ones the
 # notebooks (and the library configs they build) enforce, so a preset that passes here does not
 # fail later inside the kernel.  NOTEBOOK_RULES overrides them for one notebook.
-PARAM_RULES: dict[str, Rule] = {
+PARAM_RULES: dict[str, Rule | FieldRule] = {
     # counts and sizes
     "workers": _int(1), "threads": _int(1), "n_boot": _int(50), "n_perm": _int(100),
-    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": _int(0, MAX_SEED),
+    "null_samples": _int(10), "eval_limit": _int(1), "width": _int(0), "seed": FieldRule("seed"),
     "power_reps": _int(10), "power_seeds": Rule("ints", lo=2), "seed_offset": _int(0, MAX_SEED),
     "n_examples": _int(0, 50), "demo_train": _int(1, MAX_EXAMPLES), "demo_test": _int(1, MAX_EXAMPLES),
-    "depth": _int(1, 8), "min_args": _int(1), "max_args": _int(1), "modulus": _int(2, 200),
-    "moduli": Rule("ints", lo=2, hi=200), "perm_ks": Rule("ints", lo=2, hi=6),
+    # configuration fields: their rules come from jointtask_lib.schema
+    "depth": FieldRule("depth"), "min_args": FieldRule("min_args"), "max_args": FieldRule("max_args"),
+    "modulus": FieldRule("modulus"), "perm_k": FieldRule("perm_k"),
+    "moduli": FieldRule("modulus", many=True), "perm_ks": FieldRule("perm_k", many=True),
     # fractions
     "level": _float(0.0, 1.0, lo_open=True, hi_open=True), "min_acc": _float(0.0, 1.0),
     "alpha": _float(0.0, 1.0, lo_open=True, hi_open=True),
@@ -225,10 +254,12 @@ PARAM_RULES: dict[str, Rule] = {
     "sweep": Rule("sweep"), "sweep_preset": Rule("sweep_preset"),
 }
 
-NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
+NOTEBOOK_RULES: dict[str, dict[str, Rule | FieldRule]] = {
     "09_icl_function_classes": {
-        "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": _int(1),
-        "n_points": _int(1), "n_embed": _int(1), "n_layers": _int(1), "n_heads": _int(1),
+        "preset": Rule("choice", choices=PRESETS), "n_boot": _int(1), "d": FieldRule("d"),
+        # the prompt and the transformer (ICLConfig): bounds of jointtask_lib.schema.ICL_PROMPT and ARCH
+        "n_points": FieldRule("n_points"), "n_embed": FieldRule("n_embed"), "n_layers": FieldRule("n_layers"),
+        "n_heads": FieldRule("n_heads"),
         "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
         "seeds": Rule("ints", lo=0, hi=MAX_SEED), "other_seeds": Rule("ints", lo=0, hi=MAX_SEED),
         "n_eval_prompts": _int(2),
@@ -248,7 +279,7 @@ def rule_for(stem: str, key: str) -> Rule | None:
         rule = Rule("sweep")
     if rule is None and key.endswith("_sweeps"):
         rule = Rule("sweeps")
-    return rule
+    return rule.rule() if isinstance(rule, FieldRule) else rule
 
 
 def _sweeps_dir() -> Path:
@@ -261,24 +292,21 @@ def _sweep_names() -> list[str]:
 
 
 def _sweep_presets(name: str) -> tuple[str, ...]:
-    """The presets a sweep file defines (all of them when it has no ``presets`` mapping)."""
-    import yaml
+    """The presets a sweep file defines, read by the sweep's own parser (all of them when the file
+    is unreadable: the sweep's loader reports that, naming the file)."""
+    from .sweep_file import defined_presets, read_sweep_file
 
     path = _sweeps_dir() / f"{name}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return PRESETS  # the sweep's own loader reports an unreadable file, naming it
-    presets = data.get("presets") if isinstance(data, dict) else None
-    if not isinstance(presets, dict):
+        return defined_presets(read_sweep_file(path), str(path))
+    except (OSError, ValueError):
         return PRESETS
-    return tuple(p for p in PRESETS if p in presets)
 
 
 def _op_names() -> list[str]:
-    from .tasks import LISTOPS_OPS, PERM_OPS
+    from .tasks import FAMILIES
 
-    return [*LISTOPS_OPS, *PERM_OPS]
+    return [op for registry in FAMILIES.values() for op in registry]
 
 
 def _sweeps_named(params: dict, stem: str) -> list[str]:
@@ -306,6 +334,8 @@ def _library_check(rule: Rule, key: str, value) -> str | None:
 
 def _rule_problem(rule: Rule, value, key: str, params: dict, stem: str) -> str | None:
     """Why ``value`` breaks ``rule`` ("must be ...; got ..."), or ``None``."""
+    if isinstance(rule, FieldRule):
+        rule = rule.rule()
     if rule.kind in ("int", "float"):
         return _library_check(rule, key, value)
     what = "a non-empty list" if rule.min_len == 1 else f"a list of at least {rule.min_len} item(s)"

@@ -68,25 +68,22 @@ lists of runs) in one call, so they share stacks and one pool.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import re
 import socket
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import yaml
 
 from . import progress as _progress_mod
 from .runs import group_specs, load_record, run_dir, train_group
 from .workers import worker_pool
-from .tasks import TaskConfig
+from .sweep_file import (TOP_KEYS, SweepError, _check_keys, _check_types, apply_preset,  # noqa: F401 (re-exported)
+                         read_sweep_file)
+from .schema import ARCH, GRID_FIELDS, TASK, TRAIN, param, sweep_paths
+from .tasks import TaskConfig, check_size_fields, task_family
 from .train import Arch, RunSpec, TrainConfig
-from .validate import PRESETS, check_choice, check_float, check_int
+from .validate import PRESETS, check_choice, check_float, check_int, field_names
 
-TOP_KEYS = {"name": str, "description": str, "task": dict, "arch": dict, "train": dict, "grid": dict,
-            "presets": dict, "data_seeds": str}
 DATA_SEED_RULES = ("shared", "per_run")
 
 
@@ -97,14 +94,10 @@ def per_run_data_seed(task: TaskConfig, seed: int, width: int) -> int:
     for every (mix, seed, width), so the points of a transition curve are independent draws."""
     import hashlib
 
-    size = task.modulus if task.family == "listops" else task.perm_k
-    blob = f"data|{task.family}|{'+'.join(task.ops)}|{task.weights}|{size}|{int(seed)}|{int(width)}"
+    blob = f"data|{task.family}|{'+'.join(task.ops)}|{task.weights}|{task.size}|{int(seed)}|{int(width)}"
     return int.from_bytes(hashlib.blake2b(blob.encode(), digest_size=8).digest(), "little") % (2**31 - 1)
-GRID_KEYS = {"mixes": list, "moduli": list, "perm_ks": list, "widths": list, "seeds": list}
-
-
-class SweepError(ValueError):
-    """A sweep file is invalid (the message names the file and the key)."""
+#: The lists of a sweep's ``grid:``: the task mixes, and one list per field of :data:`schema.GRID_FIELDS`.
+GRID_KEYS = {"mixes": list, **{k: list for k in GRID_FIELDS}}
 
 
 class RecordsMissing(RuntimeError):
@@ -130,40 +123,6 @@ class Sweep:
         return len(self.specs)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _check_keys(where: str, section: str, d: dict, allowed) -> None:
-    for k in d:
-        if k not in allowed:
-            raise SweepError(f"{where}: unknown key '{section}{k}'; allowed: {', '.join(sorted(allowed))}")
-
-
-def _check_types(where: str, section: str, d: dict, types: dict) -> None:
-    for k, t in types.items():
-        if k in d and not isinstance(d[k], t):
-            raise SweepError(f"{where}: '{section}{k}' must be a {t.__name__}; got {type(d[k]).__name__}")
-
-
-_QUOTED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
-
-
-def _qualify(exc: Exception, paths: dict[str, str]) -> str:
-    """``exc``'s message with each quoted field name replaced by its key path in the sweep file
-    (``'steps'`` -> ``'train.steps'``); the ``; got ...`` part (the value) is left alone."""
-    msg = str(exc)
-    head, sep, tail = msg.partition("; got ")
-    head = _QUOTED.sub(lambda m: f"'{paths[m[1]]}'" if m[1] in paths else m[0], head)
-    return head + sep + tail
-
-
 def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed_offset: int = 0) -> Sweep:
     """Validate a sweep description (already parsed from YAML) and expand its grid.
 
@@ -173,24 +132,12 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
         check_int("seed_offset", seed_offset, lo=0)
     except ValueError as exc:
         raise SweepError(f"{where}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SweepError(f"{where}: a sweep file must be a mapping with keys {', '.join(TOP_KEYS)}")
-    check_choice("preset", preset, PRESETS, where=where)
-    _check_keys(where, "", data, TOP_KEYS)
-    _check_types(where, "", data, TOP_KEYS)
-    presets = data.get("presets", {})
-    _check_keys(where, "presets.", presets, PRESETS)
-    over = presets.get(preset) or {}
-    if not isinstance(over, dict):
-        raise SweepError(f"{where}: 'presets.{preset}' must be a mapping")
-    _check_keys(where, f"presets.{preset}.", over, set(TOP_KEYS) - {"presets", "name"})
-    d = _merge({k: v for k, v in data.items() if k != "presets"}, over)
+    d = apply_preset(data, preset, where)
 
-    task_keys = {f.name for f in fields(TaskConfig)} - {"ops", "modulus", "perm_k", "weights"}
-    _check_keys(where, "task.", d.get("task", {}), task_keys)
-    arch_keys = {f.name for f in fields(Arch)} - {"n_embed"}
-    _check_keys(where, "arch.", d.get("arch", {}), arch_keys)
-    _check_keys(where, "train.", d.get("train", {}), {f.name for f in fields(TrainConfig)})
+    in_grid = {"ops", "weights", *GRID_FIELDS.values()}  # set by grid.mixes and the grid lists
+    _check_keys(where, "task.", d.get("task", {}), set(TASK) - in_grid)
+    _check_keys(where, "arch.", d.get("arch", {}), set(ARCH) - in_grid)
+    _check_keys(where, "train.", d.get("train", {}), set(TRAIN))
     grid = d.get("grid", {})
     _check_keys(where, "grid.", grid, GRID_KEYS)
     _check_types(where, "grid.", grid, GRID_KEYS)
@@ -206,13 +153,19 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
         if not grid.get(k):
             raise SweepError(f"{where}: 'grid.{k}' must be a non-empty list")
 
-    family = d.get("task", {}).get("family", "listops")
-    size_key = "moduli" if family == "listops" else "perm_ks"
-    other = "perm_ks" if family == "listops" else "moduli"
-    if other in grid:  # a key of the other family is an error, not silently ignored
-        raise SweepError(f"{where}: 'grid.{other}' does not apply to family {family}; "
-                         f"use 'grid.{size_key}'")
-    sizes = grid.get(size_key) or [TaskConfig.__dataclass_fields__["modulus" if family == "listops" else "perm_k"].default]
+    def fail(exc):
+        return SweepError(f"{where} (preset {preset}): {exc}")
+
+    # Every field is validated once, by the configuration classes against jointtask_lib.schema,
+    # with each field named by its path in this file (schema.sweep_paths).
+    try:
+        with field_names(sweep_paths()):
+            fam = task_family(d.get("task", {}).get("family", TaskConfig.family))
+            check_size_fields(fam.name, {f for k, f in GRID_FIELDS.items() if k in grid},
+                              flag=lambda f: f"'{sweep_paths()[f]}'")
+    except ValueError as exc:
+        raise SweepError(f"{where}: {exc}") from None
+    sizes = grid.get(fam.grid_key) or [fam.default_size()]
     mixes = []
     own: dict[int, dict] = {}  # per-mix seeds / widths overriding the grid's
     for i, m in enumerate(grid["mixes"]):
@@ -231,53 +184,40 @@ def parse_sweep(data: dict, preset: str = "quick", source: str = "<sweep>", seed
             raise SweepError(f"{where}: 'grid.mixes[{i}]' must be a list of ops or {{ops: [...], weights: [...]}}")
         mixes.append((tuple(ops), None if weights is None else tuple(weights)))
 
-    def fail(exc, paths):
-        return SweepError(f"{where} (preset {preset}): {_qualify(exc, paths)}")
-
+    width_param, seed_param = param("n_embed"), param("seed")
     try:
-        widths = [check_int("grid.widths", w, lo=2) for w in grid["widths"]]
-        seeds = [check_int("grid.seeds", s, lo=0) + seed_offset for s in grid["seeds"]]
+        with field_names(sweep_paths()):
+            widths = [width_param.check("n_embed", w) for w in grid["widths"]]
+            seeds = [seed_param.check("seed", s) + seed_offset for s in grid["seeds"]]
         for i, o in own.items():
-            if "widths" in o:
-                o["widths"] = [check_int(f"grid.mixes[{i}].widths", w, lo=2) for w in o["widths"]]
-            if "seeds" in o:
-                o["seeds"] = [check_int(f"grid.mixes[{i}].seeds", v, lo=0) + seed_offset for v in o["seeds"]]
-    except ValueError as exc:
-        raise fail(exc, {}) from None
-    try:
-        train = TrainConfig(**d.get("train", {}))
+            with field_names(sweep_paths(i, own_widths=True, own_seeds=True)):
+                if "widths" in o:
+                    o["widths"] = [width_param.check("n_embed", w) for w in o["widths"]]
+                if "seeds" in o:
+                    o["seeds"] = [seed_param.check("seed", v) + seed_offset for v in o["seeds"]]
+        with field_names(sweep_paths()):
+            train = TrainConfig(**d.get("train", {}))
     except (ValueError, TypeError) as exc:
-        raise fail(exc, {f.name: f"train.{f.name}" for f in fields(TrainConfig)}) from None
+        raise fail(exc) from None
     arch_base = dict(d.get("arch", {}))
-    arch_paths = {f.name: f"arch.{f.name}" for f in fields(Arch)} | {"n_embed": "grid.widths"}
-    task_fields = [f.name for f in fields(TaskConfig)]
     specs = []
     for size in sizes:
         for i, (ops, weights) in enumerate(mixes):
             tkw = dict(d.get("task", {}), ops=ops, weights=weights)
-            tkw["modulus" if family == "listops" else "perm_k"] = size
-            task_paths = {k: f"task.{k}" for k in task_fields} | {
-                "ops": f"grid.mixes[{i}]", "weights": f"grid.mixes[{i}].weights",
-                "modulus": "grid.moduli", "perm_k": "grid.perm_ks"}
-            try:
-                task = TaskConfig.from_dict(tkw)
-            except (ValueError, TypeError) as exc:
-                raise fail(exc, task_paths) from None
-            for w in own.get(i, {}).get("widths", widths):
+            tkw[fam.size_field] = size
+            with field_names(sweep_paths(i, own_widths="widths" in own.get(i, {}),
+                                         own_seeds="seeds" in own.get(i, {}))):
                 try:
-                    arch = Arch(n_embed=w, **arch_base)
+                    task = TaskConfig.from_dict(tkw)
+                    for w in own.get(i, {}).get("widths", widths):
+                        arch = Arch(n_embed=w, **arch_base)
+                        for s in own.get(i, {}).get("seeds", seeds):
+                            run_train = train
+                            if data_seeds == "per_run":
+                                run_train = replace(train, data_seed=per_run_data_seed(task, s, w))
+                            specs.append(RunSpec(task=task, arch=arch, train=run_train, seed=s))
                 except (ValueError, TypeError) as exc:
-                    raise fail(exc, arch_paths) from None
-                for s in own.get(i, {}).get("seeds", seeds):
-                    run_train = train
-                    if data_seeds == "per_run":
-                        from dataclasses import replace as _replace
-
-                        run_train = _replace(train, data_seed=per_run_data_seed(task, s, w))
-                    try:
-                        specs.append(RunSpec(task=task, arch=arch, train=run_train, seed=s))
-                    except (ValueError, TypeError) as exc:
-                        raise fail(exc, {"seed": "grid.seeds"}) from None
+                    raise fail(exc) from None
     return Sweep(
         name=str(d.get("name", Path(source).stem)), description=str(d.get("description", "")),
         preset=preset, source=source, specs=tuple(specs), mixes=tuple(m for m, _ in mixes),
@@ -292,13 +232,7 @@ def load_sweep(path, preset: str = "quick", seed_offset: int = 0) -> Sweep:
     """Read and validate ``path`` (``yaml.safe_load``) at ``preset``; ``seed_offset`` shifts every
     grid seed (0: the sweep as written, same run keys)."""
     path = Path(path)
-    if not path.exists():
-        raise SweepError(f"sweep file {path} does not exist")
-    with open(path) as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise SweepError(f"{path}: not valid YAML: {exc}") from None
+    data = read_sweep_file(path)
     return parse_sweep(data, preset, str(path), seed_offset)
 
 

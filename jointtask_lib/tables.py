@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .tasks import FAMILIES, TaskConfig, count_expressions, entropy_bits, example_tokens, output_distribution, random_tree
+from .tasks import TaskConfig, task_family, count_expressions, entropy_bits, example_tokens, output_distribution, random_tree
 from .validate import check_int
 
 
@@ -40,7 +40,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence], align: str | 
 
 def task_label(task: TaskConfig) -> str:
     """``mod 10`` for ListOps, ``S_3`` for permutations."""
-    return f"mod {task.modulus}" if task.family == "listops" else f"S_{task.perm_k}"
+    return task.task_family.label(task.size)
 
 
 def sci(x: int | float, digits: int = 3) -> str:
@@ -57,9 +57,7 @@ def sci(x: int | float, digits: int = 3) -> str:
 
 def op_table(family: str, ops: Sequence[str] | None = None) -> str:
     """The registry entries of a family: name, arity range and definition."""
-    registry = FAMILIES[family] if family in FAMILIES else None
-    if registry is None:
-        raise ValueError(f"'family' must be one of {', '.join(FAMILIES)}; got {family!r}")
+    registry = task_family(family).ops
     names = list(registry) if ops is None else list(ops)
     rows = []
     for name in names:

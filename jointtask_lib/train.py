@@ -81,7 +81,8 @@ from .fast_step import FastStep
 from .model import GPT, ModelConfig, count_params
 from .model import slice_state, stack_states
 from .tasks import TaskConfig
-from .validate import MAX_EXAMPLES, MAX_SEED, check_bool, check_choice, check_float, check_int  # noqa: F401 (MAX_EXAMPLES re-exported)
+from .schema import ARCH, RUN, TRAIN, check_fields, check_heads
+from .validate import MAX_EXAMPLES, MAX_SEED, check_choice  # noqa: F401 (MAX_EXAMPLES, MAX_SEED re-exported)
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 4 = the key also
 # holds the vocabulary and the context length (issue 13): adding an operation to a family's registry
@@ -106,7 +107,8 @@ class Arch:
     tie_weights: bool = False
 
     def __post_init__(self):
-        self.model_config(vocab_size=2, block_size=2)  # validates every field
+        check_fields(self, ARCH)  # the bounds of jointtask_lib.schema, checked once
+        check_heads(self.n_embed, self.n_heads)
 
     def model_config(self, vocab_size: int, block_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, block_size=block_size, **asdict(self))
@@ -137,28 +139,7 @@ class TrainConfig:
     step: str = "fast"  # "fast": jointtask_lib.fast_step; "reference": autograd + StackedAdamW
 
     def __post_init__(self):
-        check_int("steps", self.steps, lo=1)
-        check_int("batch_size", self.batch_size, lo=1)
-        check_float("lr", self.lr, lo=0.0, lo_open=True)
-        check_float("weight_decay", self.weight_decay, lo=0.0)
-        check_int("warmup", self.warmup, lo=0)
-        check_float("min_lr_frac", self.min_lr_frac, lo=0.0, hi=1.0)
-        check_float("grad_clip", self.grad_clip, lo=0.0)
-        check_float("beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
-        check_float("beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
-        check_choice("loss_on", self.loss_on, ("after_eq", "full"))
-        for f in ("n_train", "n_test", "data_seed"):
-            if getattr(self, f) is not None:
-                hi = MAX_EXAMPLES if f != "data_seed" else MAX_SEED
-                check_int(f, getattr(self, f), lo=0 if f != "n_train" else 1, hi=hi)
-        check_int("eval_every", self.eval_every, lo=1)
-        check_int("eval_size", self.eval_size, lo=1)
-        check_bool("early_stop", self.early_stop)
-        check_float("converge_acc", self.converge_acc, lo=0.0, hi=1.0)
-        check_float("min_frac", self.min_frac, lo=0.0, hi=1.0)
-        check_float("patience_frac", self.patience_frac, lo=0.0, hi=1.0, lo_open=True)
-        check_float("chance_margin", self.chance_margin, lo=0.0, hi=1.0)
-        check_choice("step", self.step, ("fast", "reference"))
+        check_fields(self, TRAIN)  # the bounds of jointtask_lib.schema
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -188,7 +169,7 @@ class RunSpec:
     init: "RunSpec | None" = None
 
     def __post_init__(self):
-        check_int("seed", self.seed, lo=0, hi=MAX_SEED)
+        check_fields(self, RUN)
         if self.init is not None:
             if not isinstance(self.init, RunSpec):
                 raise ValueError(f"'init' must be a RunSpec or None; got {type(self.init).__name__}")
@@ -231,7 +212,7 @@ class RunSpec:
 
     def name(self) -> str:
         ops = "+".join(self.task.ops)
-        size = f"n{self.task.modulus}" if self.task.family == "listops" else f"S{self.task.perm_k}"
+        size = self.task.task_family.tag(self.task.size)
         return f"{ops}_{size}_d{self.arch.n_embed}_s{self.seed}_{self.key()[:8]}"
 
     def vocab(self) -> Vocab:

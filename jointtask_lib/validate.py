@@ -7,8 +7,10 @@ allowed.  These helpers keep those messages uniform.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 #: The presets every notebook and sweep file has (params/<notebook>/<preset>.yaml and the
@@ -28,6 +30,30 @@ MAX_SEED = 2**32 - 1
 MAX_EXAMPLES = 5_000_000
 
 
+#: How the fields being validated are named to the user (``{"steps": "train.steps", "n_embed":
+#: "grid.widths"}`` while a sweep file is read); empty: by their own names.  Set with
+#: :func:`field_names`; :func:`shown` applies it.  Every message of this module, and every
+#: hand-written message of the configuration classes, names a field through :func:`shown`, so an
+#: error names the key the user wrote without rewriting any message afterwards.
+_NAMES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("field_names", default={})
+
+
+@contextlib.contextmanager
+def field_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, fields are named by ``names`` (e.g. the YAML path of each field,
+    :func:`jointtask_lib.schema.sweep_paths`) in every validation message."""
+    token = _NAMES.set({**_NAMES.get(), **names})
+    try:
+        yield
+    finally:
+        _NAMES.reset(token)
+
+
+def shown(field: str) -> str:
+    """The name of ``field`` as the user wrote it (see :func:`field_names`)."""
+    return _NAMES.get().get(field, field)
+
+
 def _where(field: str, where: str | None) -> str:
     return f"{where}: " if where else ""
 
@@ -37,7 +63,7 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any], *, where: str |
     allowed = list(allowed)
     if value not in allowed:
         raise ValueError(
-            f"{_where(field, where)}'{field}' must be one of {', '.join(map(str, allowed))}; got {value!r}"
+            f"{_where(field, where)}'{shown(field)}' must be one of {', '.join(map(str, allowed))}; got {value!r}"
         )
     return value
 
@@ -53,13 +79,13 @@ def check_int(
     """Return ``value`` if it is an int in ``[lo, hi]`` (bools are rejected).  Without ``hi`` the
     bound is :data:`MAX_INT` (a 64-bit integer), so an overflow is reported naming the field."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{_where(field, where)}'{field}' must be an integer; got {value!r}")
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be an integer; got {value!r}")
     if hi is None and value > MAX_INT:
         hi = MAX_INT
     if lo is None and value < -MAX_INT:
         lo = -MAX_INT
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ValueError(f"{_where(field, where)}'{field}' must be {_range(lo, hi)}; got {value}")
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be {int_range(lo, hi)}; got {value}")
     return value
 
 
@@ -76,33 +102,39 @@ def check_float(
     """Return ``float(value)`` if it is a finite real number in the given range (NaN and
     infinities are always rejected: an infinite learning rate or weight trains NaN weights)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{_where(field, where)}'{field}' must be a number; got {value!r}")
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be a number; got {value!r}")
     try:
         v = float(value)
     except OverflowError:
         v = math.inf
     if not math.isfinite(v):
-        raise ValueError(f"{_where(field, where)}'{field}' must be a finite number; got {value!r}")
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be a finite number; got {value!r}")
     bad = (
         v != v
         or (lo is not None and (v <= lo if lo_open else v < lo))
         or (hi is not None and (v >= hi if hi_open else v > hi))
     )
     if bad:
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        rng = f"in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}"
-        raise ValueError(f"{_where(field, where)}'{field}' must be {rng}; got {value!r}")
+        rng = float_range(lo, hi, lo_open, hi_open)
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be {rng}; got {value!r}")
     return v
+
+
+def float_range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
+    """``in (0.0, 1.0]`` and the like: the range :func:`check_float` allows, in words."""
+    lb = "(" if lo_open else "["
+    rb = ")" if hi_open else "]"
+    return f"in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}"
 
 
 def check_bool(field: str, value: Any, *, where: str | None = None) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{_where(field, where)}'{field}' must be true or false; got {value!r}")
+        raise ValueError(f"{_where(field, where)}'{shown(field)}' must be true or false; got {value!r}")
     return value
 
 
-def _range(lo: int | None, hi: int | None) -> str:
+def int_range(lo: int | None, hi: int | None) -> str:
+    """``an integer from 1 to 8`` and the like: the range :func:`check_int` allows, in words."""
     if lo is not None and hi is not None:
         return f"an integer from {lo} to {hi}"
     if lo is not None:

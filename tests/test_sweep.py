@@ -64,7 +64,7 @@ def test_grid_expansion_and_presets(tmp_path):
         (lambda d: d["task"].update(depth=0), r"'task.depth' must be an integer from 1"),
         (lambda d: d["train"].update(lr=-1.0), r"'train.lr' must be in \(0.0, inf\]; got -1.0"),
         (lambda d: d["grid"].update(moduli=[1]), r"'grid.moduli' must be an integer from 2 to 200; got 1"),
-        (lambda d: d["grid"].update(seeds=[-1]), r"'grid.seeds' must be an integer >= 0; got -1"),
+        (lambda d: d["grid"].update(seeds=[-1]), r"'grid.seeds' must be an integer from 0 to 4294967295; got -1"),
         (lambda d: d["presets"].update(quick={"train": {"eval_every": 0}}),
          r"\(preset quick\): 'train.eval_every' must be an integer >= 1; got 0"),
         (lambda d: d["presets"].update(huge={}), r"unknown key 'presets.huge'; allowed: lesson, paper, quick, smoke"),

@@ -62,7 +62,7 @@ def specs_for(specs, *, ops, width: int, size: int | None = None, init: bool = F
 
 
 def _spec_size(s: RunSpec) -> int:
-    return s.task.modulus if s.task.family == "listops" else s.task.perm_k
+    return s.task.size
 
 
 def _mean_acc_by_width(records, ops, op, size=None, metric="gen_acc") -> dict[int, float]:

@@ -60,6 +60,7 @@ import torch
 import torch.nn as nn
 
 from ..model import Backbone, Linear, ModelConfig, Probe, count_params, init_stacked, slice_state
+from ..schema import ARCH, ICL_PROMPT, check_fields, check_heads
 from ..validate import check_int
 
 #: ``ModelConfig`` needs a vocabulary size; the in-context model has no token table.
@@ -80,9 +81,11 @@ class ICLConfig:
     mlp_ratio: int = 4
 
     def __post_init__(self):
-        check_int("d", self.d, lo=1)
-        check_int("n_points", self.n_points, lo=1)
-        self.model_config()  # validates n_embed, n_heads (must divide n_embed), n_layers, mlp_ratio
+        # Bounds declared once in jointtask_lib.schema: the prompt's shape, and the backbone's
+        # fields under the names paper A's models give them.
+        check_fields(self, ICL_PROMPT)
+        check_fields(self, ARCH, ["n_embed", "n_heads", "n_layers", "mlp_ratio"])
+        check_heads(self.n_embed, self.n_heads)
 
     def model_config(self) -> ModelConfig:
         """The backbone's configuration: ``n_layers`` distinct blocks applied once (GPT-2 style)."""

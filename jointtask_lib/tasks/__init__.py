@@ -7,9 +7,11 @@ hashable, so it can key caches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
-from ..validate import check_choice, check_float, check_int
+from ..schema import TASK, check_fields
+from ..validate import check_choice, check_int, shown
 from .core import (  # noqa: F401  (re-exported)
     COT_MODES,
     MIXING_MODES,
@@ -18,6 +20,7 @@ from .core import (  # noqa: F401  (re-exported)
     Domain,
     Op,
     TreeSpec,
+    check_against_domain,
     check_spec,
     count_expressions,
     entropy_bits,
@@ -34,10 +37,84 @@ from .core import (  # noqa: F401  (re-exported)
 from .listops import LISTOPS_OPS, listops_domain
 from .permutations import PERM_OPS, perm_domain
 
+#: Each family's operation registry (looked up at call time, so a test may add an entry to a copy).
 FAMILIES = {
     "listops": LISTOPS_OPS,
     "perm": PERM_OPS,
 }
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """What differs between task families, declared once per family (:data:`TASK_FAMILIES`):
+    the :class:`TaskConfig` field that gives its size and the sweep grid list of sizes, how a size
+    is written in tables and run names, and how its :class:`Domain` (value tokens and tables) is
+    built.  Code that needs any of these asks the family instead of testing its name."""
+
+    name: str
+    doc: str  # what the family is, in words
+    size_field: str  # the TaskConfig field of its size (modulus, perm_k)
+    grid_key: str  # the sweep file's list of sizes (grid.moduli, grid.perm_ks)
+    label_format: str  # a size in tables: "mod {}" / "S_{}"
+    tag_prefix: str  # a size in run names: "n" / "S"
+    make_domain: Callable[["TaskConfig"], Domain] = field(repr=False)
+
+    @property
+    def ops(self) -> dict[str, Op]:
+        return FAMILIES[self.name]
+
+    def size(self, task: "TaskConfig") -> int:
+        return getattr(task, self.size_field)
+
+    def label(self, size: int) -> str:
+        """``mod 10`` / ``S_3``."""
+        return self.label_format.format(size)
+
+    def tag(self, size: int) -> str:
+        """``n10`` / ``S3`` (the size in a run's name)."""
+        return f"{self.tag_prefix}{size}"
+
+    def default_size(self) -> int:
+        return TaskConfig.__dataclass_fields__[self.size_field].default
+
+
+def _listops(task: "TaskConfig") -> Domain:
+    return _listops_domain_cached(task.modulus, task.relabel_seed)
+
+
+def _perm(task: "TaskConfig") -> Domain:
+    return perm_domain(task.perm_k)
+
+
+#: Every task family, registered once.
+TASK_FAMILIES: dict[str, TaskFamily] = {
+    "listops": TaskFamily("listops", "arithmetic mod n", "modulus", "moduli", "mod {}", "n", _listops),
+    "perm": TaskFamily("perm", "products in S_k", "perm_k", "perm_ks", "S_{}", "S", _perm),
+}
+#: The size fields of all families (each applies to its own family only).
+SIZE_FIELDS = tuple(f.size_field for f in TASK_FAMILIES.values())
+
+
+def task_family(name: str) -> TaskFamily:
+    """The family ``name`` (``ValueError`` naming ``family`` and the allowed ones otherwise)."""
+    check_choice("family", name, TASK_FAMILIES)
+    return TASK_FAMILIES[name]
+
+
+def stored_size(task: dict) -> int:
+    """The family size (modulus or k) of a *stored* task (``record["spec"]["task"]``, a dict),
+    without rebuilding and re-validating a :class:`TaskConfig`."""
+    return task[TASK_FAMILIES[task["family"]].size_field]
+
+
+def check_size_fields(family: str, given, flag=lambda f: f"--{f.replace('_', '-')}") -> None:
+    """A size field of another family among ``given`` (the fields a user set) is an error, not
+    silently ignored; ``flag`` names the field to use instead (default: its CLI flag)."""
+    fam = task_family(family)
+    for f in SIZE_FIELDS:
+        if f != fam.size_field and f in given:
+            raise ValueError(f"'{shown(f)}' does not apply to family {fam.name}; use "
+                             f"{flag(fam.size_field)} (family {fam.name}: {fam.doc})")
 
 
 @dataclass(frozen=True)
@@ -90,30 +167,31 @@ class TaskConfig:
         object.__setattr__(self, "ops", tuple(ops))
         if self.weights is not None:
             object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
-        check_choice("family", self.family, FAMILIES)
+        fam = task_family(self.family)
         for op, _, _ in self.op_args:
-            check_choice("op_args", op, FAMILIES[self.family])
+            check_choice("op_args", op, fam.ops)
         # Entries equal to min_args..max_args say nothing: dropped, so they never change a key.
         object.__setattr__(self, "op_args", tuple(
             e for e in self.op_args if (e[1], e[2]) != (self.min_args, self.max_args)))
-        if self.family == "listops":
-            check_int("modulus", self.modulus, lo=2, hi=200)
-        else:
-            check_int("perm_k", self.perm_k, lo=2, hi=6)
-        check_int("relabel_seed", self.relabel_seed, lo=0)
-        check_choice("sampling", self.sampling, SAMPLING_MODES)
-        check_float("test_frac", self.test_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        check_float("val_frac", self.val_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        # Bounds declared once (jointtask_lib.schema.TASK); another family's size field is unused.
+        check_fields(self, TASK, [f for f in TASK if f not in SIZE_FIELDS or f == fam.size_field])
         if self.test_frac + self.val_frac >= 1.0:
-            raise ValueError(f"'test_frac' + 'val_frac' must be below 1 (the rest is for training); "
-                             f"got {self.test_frac} + {self.val_frac}")
-        check_spec(self.spec(), self.domain())
+            raise ValueError(f"'{shown('test_frac')}' + '{shown('val_frac')}' must be below 1 (the rest is "
+                             f"for training); got {self.test_frac} + {self.val_frac}")
+        check_against_domain(self.spec(), self.domain())  # the checks that need the registry
 
     # -- derived objects -------------------------------------------------------------------
+    @property
+    def task_family(self) -> TaskFamily:
+        return TASK_FAMILIES[self.family]
+
+    @property
+    def size(self) -> int:
+        """The family's size: ``modulus`` (listops) or ``perm_k`` (perm)."""
+        return self.task_family.size(self)
+
     def domain(self) -> Domain:
-        if self.family == "listops":
-            return _listops_domain_cached(self.modulus, self.relabel_seed)
-        return perm_domain(self.perm_k)
+        return self.task_family.make_domain(self)
 
     def spec(self) -> TreeSpec:
         return TreeSpec(
@@ -128,7 +206,7 @@ class TaskConfig:
 
     @property
     def n_values(self) -> int:
-        return self.modulus if self.family == "listops" else len(perm_domain(self.perm_k).value_tokens)
+        return self.domain().n_values
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -209,7 +287,7 @@ def all_ops(family: str) -> list[str]:
 
 
 __all__ = [
-    "FAMILIES", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
+    "FAMILIES", "TASK_FAMILIES", "TaskFamily", "task_family", "SIZE_FIELDS", "stored_size", "TaskConfig", "all_ops", "Domain", "Op", "TreeSpec", "evaluate", "example_tokens",
     "expr_tokens", "reduce_innermost", "random_tree", "sample_unique", "sample_iid", "split_u", "SAMPLING_MODES", "count_expressions",
     "output_distribution", "entropy_bits", "SPECIAL_TOKENS", "COT_MODES", "MIXING_MODES",
     "field",

@@ -47,12 +47,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..validate import check_choice, check_float, check_int
+from ..schema import COT_MODES, MIXING_MODES, SAMPLING_MODES, TASK, check_fields  # noqa: F401 (re-exported)
+from ..validate import check_choice, check_float, check_int, shown
 
 Expr = tuple  # (op_name: str, args: tuple[int | Expr, ...])
 
-COT_MODES = ("reduce", "none")
-MIXING_MODES = ("expression", "node")
+#: The fields of :class:`TreeSpec` whose bounds :data:`jointtask_lib.schema.TASK` declares.
+TREE_FIELDS = ("depth", "min_args", "max_args", "p_nest", "cot", "mixing")
 SPECIAL_TOKENS = ("<pad>", "(", ")", "=", "e")
 
 
@@ -136,59 +137,64 @@ class TreeSpec:
 
 def check_spec(spec: TreeSpec, domain: Domain) -> TreeSpec:
     """Raise ``ValueError`` naming the offending field if ``spec`` is not valid for ``domain``."""
+    check_fields(spec, TASK, TREE_FIELDS)
+    return check_against_domain(spec, domain)
+
+
+def check_against_domain(spec: TreeSpec, domain: Domain) -> TreeSpec:
+    """The checks that need the family's registry (which ops exist, how many arguments each
+    takes) or relate several fields; the single-field bounds are :data:`~jointtask_lib.schema.TASK`'s
+    (:func:`check_spec` checks both).  Fields are named as the user wrote them
+    (:func:`jointtask_lib.validate.shown`)."""
+    ops_, weights_, op_args_ = shown("ops"), shown("weights"), shown("op_args")
     if len(spec.ops) == 0:
-        raise ValueError(f"'ops' must name at least one operation from {', '.join(domain.ops)}")
+        raise ValueError(f"'{ops_}' must name at least one operation from {', '.join(domain.ops)}")
     for op in spec.ops:
         check_choice("ops", op, domain.ops)
     if len(set(spec.ops)) != len(spec.ops):
-        raise ValueError(f"'ops' must not repeat an operation; got {', '.join(spec.ops)}")
+        raise ValueError(f"'{ops_}' must not repeat an operation; got {', '.join(spec.ops)}")
     if spec.weights is not None:
         if len(spec.weights) != len(spec.ops):
             raise ValueError(
-                f"'weights' must have one entry per op ({len(spec.ops)}); got {len(spec.weights)}"
+                f"'{weights_}' must have one entry per op ({len(spec.ops)}); got {len(spec.weights)}"
             )
         for w in spec.weights:
             check_float("weights", w, lo=0.0, lo_open=True)
-    check_int("depth", spec.depth, lo=1, hi=8)
-    check_int("min_args", spec.min_args, lo=1)
     check_int("max_args", spec.max_args, lo=spec.min_args)
     seen_args: set[str] = set()
     for entry in spec.op_args:
         if not (isinstance(entry, tuple) and len(entry) == 3):
-            raise ValueError(f"'op_args' entries must be (op, min, max); got {entry!r}")
+            raise ValueError(f"'{op_args_}' entries must be (op, min, max); got {entry!r}")
         name, lo, hi = entry
         check_choice("op_args", name, domain.ops)
         if name in seen_args:
-            raise ValueError(f"'op_args' must not repeat an operation; got {name} twice")
+            raise ValueError(f"'{op_args_}' must not repeat an operation; got {name} twice")
         seen_args.add(name)
         check_int("op_args", lo, lo=1)
         check_int("op_args", hi, lo=lo)
         o = domain.ops[name]
         if lo < o.min_arity or hi > o.max_arity:
-            raise ValueError(f"'op_args' = {lo}..{hi} is out of range for {name}, which takes "
+            raise ValueError(f"'{op_args_}' = {lo}..{hi} is out of range for {name}, which takes "
                              f"{o.min_arity}..{o.max_arity} arguments")
     for op in spec.ops:
         o = domain.ops[op]
         lo, hi = spec.arity(op)
         if lo < o.min_arity or hi > o.max_arity:
             raise ValueError(
-                f"'min_args'/'max_args' = {lo}..{hi} is out of range for "
+                f"'{shown('min_args')}'/'{shown('max_args')}' = {lo}..{hi} is out of range for "
                 f"{op}, which takes {o.min_arity}..{o.max_arity} arguments"
             )
         if o.degenerate is not None and hi <= o.degenerate[0]:
-            fld = "op_args" if op in seen_args else "min_args'/'max_args"
+            fld = op_args_ if op in seen_args else f"{shown('min_args')}'/'{shown('max_args')}"
             raise ValueError(
                 f"'{fld}' = {lo}..{hi} for {op}: with at most {o.degenerate[0]} arguments "
                 f"{op} is {o.degenerate[1]}, not itself (a setting that silently changes an "
                 f"operation's meaning); give {op} more arguments, e.g. op_args {{{op}: 3}}"
             )
-    check_float("p_nest", spec.p_nest, lo=0.0, hi=1.0)
-    check_choice("cot", spec.cot, COT_MODES)
-    check_choice("mixing", spec.mixing, MIXING_MODES)
     if spec.mixing == "node" and any(domain.ops[o].operands is not None for o in spec.ops):
         restricted = [o for o in spec.ops if domain.ops[o].operands is not None]
         raise ValueError(
-            f"'mixing' must be 'expression' when an op works on a restricted operand set "
+            f"'{shown('mixing')}' must be 'expression' when an op works on a restricted operand set "
             f"({', '.join(restricted)}); got 'node'"
         )
     return spec
@@ -347,7 +353,6 @@ def _enum(spec, domain, ops, depth) -> Iterator[Expr]:
 
 
 ENUMERATE_LIMIT = 200_000
-SAMPLING_MODES = ("iid", "unique")
 
 
 def split_u(expr: Expr, seed: int) -> float:
