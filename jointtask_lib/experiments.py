@@ -15,9 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import RecordTable
+from .records import Record, RecordTable
 from .transition import estimate_transition, reduction_factor
 from .validate import check_float
+
+
+def select(records, *, ops=None, size=None, **task_fields) -> list[dict]:
+    """Records (the stored dicts) of one task mix (``ops`` in order) and size, optionally matching
+    more task fields (:meth:`jointtask_lib.records.Record.matches`); ``None`` and corrupt entries
+    are left out."""
+    return [r for r in records if r is not None and "error" not in r
+            and Record.from_dict(r).matches(ops=ops, size=size, **task_fields)]
 
 
 def accuracy_points(records, *, ops, op, size=None, metric: str = "gen_acc", x: str = "n_params", **task_fields):

@@ -165,6 +165,12 @@ class Record:
         """Whether this run learned ``op``: its accuracy reaches the absolute bar (:func:`is_learned`)."""
         return is_learned(self.accuracy(op, metric), level)
 
+    def matches(self, *, ops=None, size=None, **task_fields: Any) -> bool:
+        """Whether this run is of task mix ``ops`` (in order) and size ``size`` (each ``None``: any)
+        and has the given values of further task fields (e.g. ``cot="direct"``)."""
+        return ((ops is None or self.ops == tuple(ops)) and (size is None or self.size == size)
+                and all(self.task.get(k) == v for k, v in task_fields.items()))
+
     def value(self, name: str) -> Any:
         """A field by name for :meth:`RecordTable.group`: ``mix``, ``ops``, ``family``, ``size``,
         ``width``, ``n_params``, ``seed``, ``stop_reason``, or a task field (``modulus``, ...)."""
@@ -221,10 +227,7 @@ class RecordTable:
 
     def select(self, *, ops=None, size=None, **task_fields: Any) -> "RecordTable":
         """The runs of one task mix (``ops`` in order) and size, matching any further task fields."""
-        out = [r for r in self.records
-               if (ops is None or r.ops == tuple(ops)) and (size is None or r.size == size)
-               and all(r.task.get(k) == v for k, v in task_fields.items())]
-        return RecordTable(out)
+        return RecordTable([r for r in self.records if r.matches(ops=ops, size=size, **task_fields)])
 
     def group(self, *fields: str) -> dict[tuple, "RecordTable"]:
         """``{(values of fields): sub-table}`` in order of first appearance (fields as in
