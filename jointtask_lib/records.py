@@ -11,19 +11,20 @@ into a :class:`Record` (mix, size, width, seed, accuracies per operation, ...) a
   the transition fits read), refusing two runs at one ``(size, seed)``;
 * :meth:`RecordTable.mean_accuracy`, :meth:`RecordTable.mean_by_width`,
   :meth:`RecordTable.mean_curve` — means over runs / seeds;
-* :meth:`RecordTable.rows` — flat rows, one per run and operation (``runs.records_table``).
+* :meth:`Record.rows` — flat rows, one per operation of a run (``runs.records_table``).
 
 Every aggregator of the library (``experiments``, ``analysis.models``, the sweep summary, the
 adaptive search, ``runs.records_table``, ``jointtask train``'s table) reads records through it.
-Paper B's ICL records have their own small type, :class:`jointtask_lib.paper_b.records.ICLRecord`.
+Paper B's ICL records have their own small types, :mod:`jointtask_lib.paper_b.records` (``ICLRun``).
 
 **Learned.**  :func:`learned_bar` is the one rule for "is this accuracy learned?": accuracy at least
 ``level x A`` (``level`` 0.8), with ``A`` the asymptotic accuracy — a given one, else the observed
 plateau (the fitted top of a transition fit, or the best mean of an adaptive search) when it shows
 real learning (at least ``min_asymptote``, default halfway from chance to 1, and ``level x A`` above
 chance), else 1.0.  With no plateau it is the project's absolute bar, 0.8 x 1.0 (README,
-"Statistics").  :mod:`jointtask_lib.transition`, :func:`jointtask_lib.sweep.learned_bracket` and
-:func:`jointtask_lib.analysis.models.matched_width` all call it.
+"Statistics").  :mod:`jointtask_lib.transition`, :func:`jointtask_lib.sweep.learned_bracket`,
+:func:`jointtask_lib.analysis.models.matched_width` and the pooled statistics' per-run outcome
+(:func:`jointtask_lib.stats.pooled.outcomes`) all call it.
 """
 
 from __future__ import annotations
