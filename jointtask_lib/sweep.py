@@ -79,8 +79,8 @@ from pathlib import Path
 import yaml
 
 from . import progress as _progress_mod
-from .records import LEVEL, Record, RecordTable, learned_bar
 from .runs import group_specs, load_record, run_dir, train_group
+from .records import LEVEL, Record, RecordTable, learned_bar
 from .workers import worker_pool
 from .tasks import TaskConfig
 from .train import Arch, RunSpec, TrainConfig
