@@ -23,7 +23,7 @@ import sys
 import time
 
 from .cli_args import _ints
-from .records import RecordTable
+from .records import Record, RecordTable
 
 # Fastest measured settings on the 2-core CPU (benchmarks/README.md): one stacked process runs
 # fastest with 2 threads (1.15-1.8x its 1-thread speed); several worker processes with one thread
@@ -219,7 +219,7 @@ def cmd_train(a) -> int:
         print(json.dumps([{"key": r["key"], "name": r["name"], "n_embed": rec.width, "seed": rec.seed,
                            "metrics": r["metrics"], "steps_trained": rec.steps_trained,
                            "stop_reason": rec.stop_reason}
-                          for r, rec in zip(records, RecordTable.from_dicts(records))], indent=1))
+                          for r, rec in ((r, Record.from_dict(r)) for r in records)], indent=1))
     else:
         print(format_table(records))
         trained = len(unique) - done_before
