@@ -22,6 +22,7 @@ import sys
 import time
 
 from .cli_args import _ints
+from .records import Record, RecordTable
 
 # Fastest measured settings on the 2-core CPU (benchmarks/README.md): one stacked process runs
 # fastest with 2 threads (1.15-1.8x its 1-thread speed); several worker processes with one thread
@@ -134,20 +135,14 @@ def _train_chunk(job):
 
 
 def format_table(records: list[dict]) -> str:
-    ops = []
-    for r in records:
-        for op in r["metrics"].get("per_op", {}):
-            if op not in ops:
-                ops.append(op)
+    table = RecordTable.from_dicts(records)
+    ops = table.ops()
     head = ["run", "d", "seed", "params", "steps", "stop", "gen_acc", "tf_acc"] + [f"{op}:gen" for op in ops]
     rows = []
-    for r in records:
-        s, m = r["spec"], r["metrics"]
-        per = m.get("per_op", {})
-        rows.append([r["name"], str(s["arch"]["n_embed"]), str(s["seed"]), str(r["n_params"]),
-                     str(r["steps_trained"]), r["stop_reason"], f"{m.get('gen_acc', float('nan')):.3f}",
-                     f"{m.get('tf_acc', float('nan')):.3f}"]
-                    + [f"{per[op]['gen_acc']:.3f}" if op in per else "-" for op in ops])
+    for r in table:
+        rows.append([r.name, str(r.width), str(r.seed), str(r.n_params), str(r.steps_trained), r.stop_reason,
+                     f"{r.accuracy(None, 'gen_acc'):.3f}", f"{r.accuracy(None, 'tf_acc'):.3f}"]
+                    + [f"{r.accuracy(op):.3f}" if op in r.per_op else "-" for op in ops])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -200,16 +195,16 @@ def cmd_train(a) -> int:
     records = train_or_load(a.out, specs, device=device)  # all finished now: reads only
     wall = time.perf_counter() - t0
     if a.json:
-        print(json.dumps([{"key": r["key"], "name": r["name"], "n_embed": r["spec"]["arch"]["n_embed"],
-                           "seed": r["spec"]["seed"], "metrics": r["metrics"],
-                           "steps_trained": r["steps_trained"], "stop_reason": r["stop_reason"]}
-                          for r in records], indent=1))
+        print(json.dumps([{"key": r["key"], "name": r["name"], "n_embed": rec.width, "seed": rec.seed,
+                           "metrics": r["metrics"], "steps_trained": rec.steps_trained,
+                           "stop_reason": rec.stop_reason}
+                          for r, rec in ((r, Record.from_dict(r)) for r in records)], indent=1))
     else:
         print(format_table(records))
         trained = len(unique) - done_before
         print(f"\n{len(records)} runs in {a.out}: {trained} trained, {done_before} reused "
               f"({wall:.1f} s, device {device}, {threads} thread(s))", file=sys.stderr)
-    diverged = [r["name"] for r in records if r["stop_reason"] == "diverged"]
+    diverged = [r.name for r in RecordTable.from_dicts(records) if r.diverged]
     if diverged:
         print(f"{len(diverged)} run(s) diverged (training loss became NaN or infinite; recorded with "
               f"stop_reason 'diverged', their accuracies are those of the broken model): "

@@ -151,6 +151,7 @@ def learned_counts(records, *, mixes, threshold: float, op: str | None = None,
     ``op`` (default: the mix's first operation) at each width
     (:func:`jointtask_lib.experiments.accuracy_by_seed`)."""
     from .experiments import accuracy_points, accuracy_by_seed, fmt_mix
+    from .records import is_learned
 
     out: dict[str, dict[int, str]] = {}
     for mix in mixes:
@@ -160,7 +161,7 @@ def learned_counts(records, *, mixes, threshold: float, op: str | None = None,
         row = {}
         for w in widths:
             acc = accuracy_by_seed(records, ops=mix, op=on, size=size, width=w)
-            row[w] = f"{sum(a >= threshold for a in acc.values())}/{len(acc)}"
+            row[w] = f"{sum(is_learned(a, threshold) for a in acc.values())}/{len(acc)}"
         out[fmt_mix(mix)] = row
     return out
 

@@ -15,34 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import RecordTable
+from .records import Record, RecordTable
 from .transition import estimate_transition, reduction_factor
 from .validate import check_float
 
 
-def _mix_of(rec) -> tuple[str, ...]:
-    return tuple(rec["spec"]["task"]["ops"])
-
-
-def _size_of(rec) -> int:
-    t = rec["spec"]["task"]
-    return t["modulus"] if t["family"] == "listops" else t["perm_k"]
-
-
 def select(records, *, ops=None, size=None, **task_fields) -> list[dict]:
-    """Records of one task mix (``ops`` in order) and size, optionally matching more task fields."""
-    out = []
-    for r in records:
-        if r is None or "error" in r:
-            continue
-        if ops is not None and _mix_of(r) != tuple(ops):
-            continue
-        if size is not None and _size_of(r) != size:
-            continue
-        if any(r["spec"]["task"].get(k) != v for k, v in task_fields.items()):
-            continue
-        out.append(r)
-    return out
+    """Records (the stored dicts) of one task mix (``ops`` in order) and size, optionally matching
+    more task fields (:meth:`jointtask_lib.records.Record.matches`); ``None`` and corrupt entries
+    are left out."""
+    return [r for r in records if r is not None and "error" not in r
+            and Record.from_dict(r).matches(ops=ops, size=size, **task_fields)]
 
 
 def accuracy_points(records, *, ops, op, size=None, metric: str = "gen_acc", x: str = "n_params", **task_fields):
@@ -57,10 +40,10 @@ def accuracy_points(records, *, ops, op, size=None, metric: str = "gen_acc", x: 
 
 def chance_accuracy(records, *, ops, op, size=None) -> float:
     """1 / number of values: the accuracy of a uniform guess (documented floor for fits)."""
-    sel = select(records, ops=ops, size=size)
-    if not sel:
+    sel = RecordTable.from_dicts(records).select(ops=ops, size=size)
+    if not len(sel):
         return 0.0
-    t = sel[0]["spec"]["task"]
+    t = sel.records[0].task
     n = t["modulus"] if t["family"] == "listops" else int(np.prod(range(1, t["perm_k"] + 1)))
     return 1.0 / n
 
@@ -80,10 +63,10 @@ def known_floor(records, *, ops, op, size=None) -> float | None:
     """
     from .tasks import TaskConfig, output_distribution
 
-    sel = select(records, ops=ops, size=size)
-    if not sel:
+    sel = RecordTable.from_dicts(records).select(ops=ops, size=size)
+    if not len(sel):
         return None
-    task = TaskConfig.from_dict(sel[0]["spec"]["task"])
+    task = TaskConfig.from_dict(sel.records[0].task)
     dom = task.domain()
     p = output_distribution(dom, op, arities=(2,), max_enum=10**9)
     if np.max(np.abs(p * p.size - 1.0)) > 1e-9:
@@ -132,10 +115,7 @@ def reduction_of(records, *, single, joint, op, size=None, n_boot: int = 500, jo
 def width_ticks(records) -> dict:
     """``{n_params: n_embed}`` over ``records``: the width behind each parameter count (the tick
     labels of :func:`jointtask_lib.plots.plot_transition_curves`)."""
-    out = {}
-    for r in records:
-        out[float(r["n_params"])] = int(r["spec"]["arch"]["n_embed"])
-    return out
+    return {float(r.n_params): r.width for r in RecordTable.from_dicts(records)}
 
 
 def pooled_reduction_of(records, *, single, joint, op, size=None, joint_records=None,

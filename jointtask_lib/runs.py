@@ -48,7 +48,8 @@ from .checkpoints import (  # noqa: F401  (re-exported: the run cache's storage 
     atomic_torch_save, load_checkpoint, resume_stack_checkpoint, save_stack_checkpoint,
 )
 from .paths import atomic_write_json
-from .train import DIVERGED, RunResult, RunSpec, load_model, train_stack
+from .records import Record
+from .train import RunResult, RunSpec, load_model, train_stack
 from .workers import worker_pool
 from .validate import check_int
 
@@ -62,10 +63,6 @@ class CorruptRecord(RuntimeError):
 class StaleRecord(CorruptRecord):
     """A record written before records carried a checksum: it cannot be verified, so it is not
     used; retrain it (``--force``)."""
-
-
-def is_diverged(record: dict) -> bool:
-    return record.get("stop_reason") == DIVERGED
 
 
 def record_checksum(record: dict) -> str:
@@ -458,25 +455,13 @@ def load_records(root, *, strict: bool = True, kind: RunKind = LISTOPS) -> list[
 
 
 def records_table(records: list[dict]) -> list[dict]:
-    """Flat rows (one per run and op) for analysis: task, width, params, seed, accuracies.
+    """Flat rows (one per run and op) for analysis: task, width, params, seed, accuracies
+    (:meth:`jointtask_lib.records.Record.rows`).
 
     A corrupt record (``load_records(strict=False)``) becomes one row ``{"key", "error"}``, so
     a table shows it instead of silently losing the run.
     """
     rows = []
     for r in records:
-        if "error" in r:
-            rows.append({"key": r["key"], "error": r["error"]})
-            continue
-        s = r["spec"]
-        base = {
-            "key": r["key"], "ops": "+".join(s["task"]["ops"]), "family": s["task"]["family"],
-            "modulus": s["task"]["modulus"], "perm_k": s["task"]["perm_k"],
-            "n_embed": s["arch"]["n_embed"], "n_params": r["n_params"], "seed": s["seed"],
-            "steps_trained": r["steps_trained"], "stop_reason": r["stop_reason"],
-            "diverged": is_diverged(r),
-        }
-        for op, m in r["metrics"].get("per_op", {}).items():
-            rows.append({**base, "op": op, "gen_acc": m.get("gen_acc"), "tf_acc": m.get("tf_acc"),
-                         "seq_acc": m.get("seq_acc"), "n": m.get("n")})
+        rows += [{"key": r["key"], "error": r["error"]}] if "error" in r else Record.from_dict(r).rows()
     return rows

@@ -76,6 +76,7 @@ from pathlib import Path
 
 from . import progress as _progress_mod
 from .runs import group_specs, load_record, run_dir, train_group
+from .records import LEVEL, Record, RecordTable, learned_bar
 from .workers import worker_pool
 from .sweep_file import (TOP_KEYS, SweepError, _check_keys, _check_types, apply_preset,  # noqa: F401 (re-exported)
                          read_sweep_file)
@@ -604,13 +605,15 @@ class AdaptiveResult:
         return f"learned between width {a} (not) and {b}"
 
 
-def learned_bracket(means: dict, *, chance: float, level: float = 0.8,
+def learned_bracket(means: dict, *, chance: float, level: float = LEVEL,
                     min_asymptote: float | None = None) -> tuple[str, tuple[int, int] | None, float]:
     """Where accuracy is first "learned": ``(kind, bracket, threshold)`` from mean accuracy per width.
 
-    A width counts as learned when its mean reaches ``threshold = level x A``.  ``A`` is the best
-    mean seen if that shows real learning (at least ``min_asymptote``, default halfway from chance
-    to 1, as in :func:`jointtask_lib.transition.estimate_transition`), else 1.0 — so a search in
+    A width counts as learned when its mean reaches ``threshold = level x A``
+    (:func:`jointtask_lib.records.learned_bar`, the rule of
+    :func:`jointtask_lib.transition.estimate_transition`, with the best mean as the plateau).  ``A``
+    is the best mean seen if that shows real learning (at least ``min_asymptote``, default halfway
+    from chance to 1), else 1.0 — so a search in
     which nothing beats chance by that margin reports ``"above"`` (not learned within the widths
     tried), never a transition at the smallest width.
     """
@@ -618,15 +621,12 @@ def learned_bracket(means: dict, *, chance: float, level: float = 0.8,
         raise ValueError("'means' must hold the mean accuracy of at least one width")
     chance = check_float("chance", chance, lo=0.0, hi=1.0, hi_open=True)
     level = check_float("level", level, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    if min_asymptote is None:
-        min_asymptote = chance + (1.0 - chance) / 2.0
     if level <= chance:
         raise ValueError(f"'level' must exceed 'chance' ({chance}), or chance counts as learned; got {level}")
-    best = max(means.values())
-    asym = best if best >= min_asymptote and level * best > chance else 1.0
-    threshold = level * asym
+    bar = learned_bar(level, plateau=max(means.values()), chance=chance, min_asymptote=min_asymptote)
     widths = sorted(means)
-    learned = [w for w in widths if means[w] >= threshold]
+    learned = [w for w in widths if bar.learned(means[w])]
+    threshold = bar.threshold
     if not learned:
         return "above", None, threshold
     first = learned[0]
@@ -787,8 +787,8 @@ def adaptive_sweep(sweep: Sweep, root, *, op: str | None = None, **kw) -> list[A
 
 
 def _mean_acc(records: list[dict], op: str, metric: str = "gen_acc") -> float:
-    vals = [r["metrics"]["per_op"][op][metric] for r in records if op in r["metrics"].get("per_op", {})]
-    return sum(vals) / len(vals) if vals else 0.0
+    """Mean accuracy on ``op`` over the runs evaluated on it (0.0 when none was: not learned)."""
+    return RecordTable.from_dicts(records).mean_accuracy(op, metric, empty=0.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -798,29 +798,15 @@ def _mean_acc(records: list[dict], op: str, metric: str = "gen_acc") -> float:
 
 def summary_rows(records: list[dict]) -> list[tuple]:
     """(mix, size, width, params, seeds, mean gen_acc per op) rows for printing."""
-    from collections import defaultdict
-
-    acc = defaultdict(list)
-    meta = {}
-    diverged = defaultdict(int)
-    for r in records:
-        s = r["spec"]
-        size = s["task"]["modulus"] if s["task"]["family"] == "listops" else s["task"]["perm_k"]
-        key = ("+".join(s["task"]["ops"]), size, s["arch"]["n_embed"])
-        acc[key].append(r["metrics"])
-        meta[key] = r["n_params"]
-        diverged[key] += r.get("stop_reason") == "diverged"
     rows = []
-    for key in sorted(acc, key=lambda k: (k[0], k[1], k[2])):
-        ms = acc[key]
-        per_op = {}
-        for m in ms:
-            for op, v in m["per_op"].items():
-                per_op.setdefault(op, []).append(v["gen_acc"])
-        cells = " ".join(f"{op}={sum(v) / len(v):.3f}" for op, v in per_op.items())
-        if diverged[key]:  # their accuracies are those of the diverged (NaN) models, in the means
-            cells += f"  ({diverged[key]} diverged)"
-        rows.append((*key, meta[key], len(ms), cells))
+    groups = RecordTable.from_dicts(records).group("mix", "size", "width")
+    for key in sorted(groups):
+        table = groups[key]
+        cells = " ".join(f"{op}={table.mean_accuracy(op):.3f}" for op in table.ops())
+        n_diverged = sum(r.diverged for r in table)
+        if n_diverged:  # their accuracies are those of the diverged (NaN) models, in the means
+            cells += f"  ({n_diverged} diverged)"
+        rows.append((*key, table.records[-1].n_params, len(table), cells))
     return rows
 
 
@@ -860,7 +846,7 @@ def cmd_sweep(a) -> int:
         _print_table(records)
         print(f"{'mix':<16} {'op':<5} {'widths trained':<22} result")
         for res in results:
-            mix = "+".join(res.records[0]["spec"]["task"]["ops"])
+            mix = Record.from_dict(res.records[0]).mix
             print(f"{mix:<16} {res.op:<5} {','.join(map(str, res.widths)):<22} {res.describe()}")
         print(f"adaptive: {len(records)} of the grid's {len(sweep)} runs needed")
         return 0

@@ -80,6 +80,7 @@ from .data import TaskData, Vocab, make_datasets, make_validation, max_example_l
 from .fast_step import FastStep
 from .model import GPT, ModelConfig, count_params
 from .model import slice_state, stack_states
+from .records import DIVERGED
 from .tasks import TaskConfig
 from .schema import ARCH, RUN, TRAIN, check_fields, check_heads
 from .validate import MAX_EXAMPLES, MAX_SEED, check_choice  # noqa: F401 (MAX_EXAMPLES, MAX_SEED re-exported)
@@ -493,9 +494,8 @@ class RunResult:
     train_seconds: float
 
 
-#: ``stop_reason`` of a run whose training loss became NaN or infinite: it stops at that step and
-#: its record says so (never "budget"/"converged"); tables show it as diverged.
-DIVERGED = "diverged"
+# DIVERGED (from records): the ``stop_reason`` of a run whose training loss became NaN or infinite: it
+# stops at that step and its record says so (never "budget"/"converged"); tables show it as diverged.
 
 
 def chance_level(data: TaskData, limit: int | None = None) -> float:

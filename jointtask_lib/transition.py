@@ -145,6 +145,7 @@ from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
+from .records import LEVEL, learned_bar
 from .validate import check_choice, check_float, check_int
 
 __all__ = [
@@ -159,7 +160,7 @@ __all__ = [
     "scaling_exponent",
 ]
 
-DEFAULT_LEVEL = 0.8
+DEFAULT_LEVEL = LEVEL  # "learned": level x asymptote (:func:`jointtask_lib.records.learned_bar`)
 CI_METHODS = ("expanded", "percentile")
 
 # Fitting grid: N_X0 midpoints x N_SLOPE slopes are scanned before curve_fit polishes the best.
@@ -718,19 +719,17 @@ def _log_crossing(floor: float, top: float, x0: float, slope: float, t: float) -
 def _evaluate(ctx: _Ctx, p: _Params, w: np.ndarray, Y: np.ndarray, syy: float):
     """Fit and apply the rules.  Returns (log transition or +-inf, fit, asymptote, source, threshold)."""
     fit = _fit_stats(ctx, w, Y, syy)
-    if p.asymptote is not None:
-        a, src = p.asymptote, "given"
-    elif fit.top >= p.min_asymptote and (p.chance is None or p.level * fit.top > p.chance):
-        a, src = fit.top, "fit"
-    else:
-        a, src = 1.0, "fallback"
-    t = p.level * a
+    bar = learned_bar(p.level, asymptote=p.asymptote, plateau=fit.top, chance=p.chance,
+                      min_asymptote=p.min_asymptote)
+    a, t = bar.asymptote, bar.threshold
+    src = "fit" if bar.source == "plateau" else bar.source
     present = w > 0
     means = Y[present] / w[present]
     xs = ctx.x_levels[present]
-    if means.max() < t:
+    learned = bar.learned(means)
+    if not learned.any():
         return math.inf, fit, a, src, t
-    if means.min() >= t:
+    if learned.all():
         return -math.inf, fit, a, src, t
     lt = _log_crossing(fit.floor, fit.top, math.log(fit.s0), fit.slope, t)
     if lt > xs[-1]:

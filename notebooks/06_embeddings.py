@@ -81,6 +81,7 @@ from jointtask_lib import experiments, paths, plots, scorecard
 from jointtask_lib.analysis import models as AM
 from jointtask_lib.analysis import scores as SC
 from jointtask_lib.analysis import viz
+from jointtask_lib.records import Record
 from jointtask_lib.runs import train_or_load
 from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.notebook import check_parameters
@@ -150,7 +151,7 @@ for n, comp in comps.items():
     pre_acc = [0.0] * len(tc["pretrain"])
     comp = comp.with_condition("pretrained", tc["pretrain"], pre_acc)
     comps[n] = comp.with_condition("transferred", tc["transfer"],
-                                   [r["metrics"]["per_op"][target]["gen_acc"] for r in have])
+                                   [Record.from_dict(r).accuracy(target) for r in have])
     print(f"  {'transferred':>12}: {target} accuracy {', '.join(f'{a:.2f}' for a in comps[n].accs['transferred'])}")
 
 # %% [markdown]

@@ -122,6 +122,7 @@ from jointtask_lib import paths, plots, scorecard
 from jointtask_lib.paper_b import icl, icl_train, plots_icl, section
 from jointtask_lib.paper_b.icl_model import ICLConfig, count_icl_params, interleave
 from jointtask_lib.paper_b.icl_train import ICLEvalConfig, ICLRunSpec, ICLTrainConfig
+from jointtask_lib.paper_b.records import ICLEval, exposure, icl_runs, pick, training_stacks
 from jointtask_lib.paper_b.section import late_error, tail_error
 from jointtask_lib.tasks.functions import sample_prompts
 from jointtask_lib.notebook import check_parameters
@@ -296,9 +297,8 @@ records = icl_train.train_or_load(results, specs, device=device, progress=progre
 t_train = time.perf_counter() - t_train
 print(f"{'run':<18} {'seed':>4}  {'linear':>7} {'quadr.':>7} {'cubic':>7}  (training steps per class)")
 for s, r in zip(specs, records):
-    ex = r["exposure"]
-    print(f"{s.label():<18} {s.seed:>4}  " + " ".join(f"{ex[t]['steps'] if t in ex else 0:>7}" for t in TASKS))
-stacks = {r["stack"]["id"]: r["stack"] for r in records}
+    print(f"{s.label():<18} {s.seed:>4}  " + " ".join(f"{exposure(r, t, 'steps'):>7}" for t in TASKS))
+stacks = training_stacks(records)
 cpu = sum(st["cpu_seconds"] for st in stacks.values())
 print(f"training: {len(stacks)} stack(s) of {', '.join(str(st['size']) for st in stacks.values())} models; "
       f"slowest stack {max(st['wall_seconds'] for st in stacks.values()) / 60:.1f} min wall, "
@@ -330,17 +330,16 @@ print(f"training: {len(stacks)} stack(s) of {', '.join(str(st['size']) for st in
 # %%
 evals = icl_train.evaluate_or_load(results, specs, eval_cfg, device=device)
 base = icl_train.baseline_curves(d, n_points, unit_norm_w, eval_cfg, fit_positions=positions)
-runs = [{"spec": s, "record": r, "eval": e} for s, r, e in zip(specs, records, evals)]
+runs = icl_runs(specs, records, evals)  # one typed run per model: spec, record, evaluation
 
 
 def first(label):
     """The run with the lowest seed among those with this label."""
-    return min((r for r in runs if r["spec"].label() == label), key=lambda r: r["spec"].seed)
+    return pick(runs, label)[0]
 
 
-curves = {lab: {c: first(lab)["eval"]["curves"][c]["none"] for c in TASKS}
-          for lab in ("mixed", "sequential", "random")}
-curves["single-task (same class)"] = {c: first(f"single:{c}")["eval"]["curves"][c]["none"] for c in TASKS}
+curves = {lab: first(lab).eval.by_class(TASKS) for lab in ("mixed", "sequential", "random")}
+curves["single-task (same class)"] = {c: first(f"single:{c}").curve(c) for c in TASKS}
 fig = plots_icl.plot_error_vs_k(curves, baselines={c: base[c]["baselines"] for c in TASKS},
                                 levels={c: base[c]["levels"] for c in TASKS},
                                 title=f"Curricula vs single-task training ({preset} preset, lowest seed of each)")
@@ -354,8 +353,7 @@ plots.show_figure(fig, "09_error_vs_k", results, save=save_figures)
 # %%
 print(f"{'model':<18} {'seed':>4}  " + "  ".join(f"{c:>9}" for c in TASKS))
 for r in runs:
-    print(f"{r['spec'].label():<18} {r['spec'].seed:>4}  "
-          + "  ".join(f"{tail_error(r['eval']['curves'][c]['none']['mean']):>9.4f}" for c in TASKS))
+    print(f"{r.label:<18} {r.seed:>4}  " + "  ".join(f"{tail_error(r.error(c)):>9.4f}" for c in TASKS))
 print(f"{'constant level':<23} " + "  ".join(f"{base[c]['levels']['constant']:>9.4f}" for c in TASKS))
 print(f"{'least squares':<23} " + "  ".join(
     f"{tail_error(base[c]['baselines']['least_squares']['mean']):>9.4f}" for c in TASKS))
@@ -369,8 +367,7 @@ print(f"{'least squares':<23} " + "  ".join(
 # %%
 for c in ("quadratic", "cubic"):
     bl = base[c]["baselines"]
-    rows = {f"single:{c} model": first(f"single:{c}")["eval"]["curves"][c]["none"]["mean"],
-            "mixed model": first("mixed")["eval"]["curves"][c]["none"]["mean"],
+    rows = {f"single:{c} model": first(f"single:{c}").error(c), "mixed model": first("mixed").error(c),
             "least squares": bl["least_squares"]["mean"], "monomial least squares": bl["poly_least_squares"]["mean"],
             "single-index fit": bl["single_index_fit"]["mean"]}
     print(f"{c}: error/d at k = " + ", ".join(str(k) for k in positions)
@@ -391,14 +388,14 @@ for c in ("quadratic", "cubic"):
 
 # %%
 fig = plots_icl.plot_error_vs_k(
-    {"linear-only model": {"linear": first("single:linear")["eval"]["curves"]["linear"]["none"]},
-     "mixed": {"linear": first("mixed")["eval"]["curves"]["linear"]["none"]}},
+    {"linear-only model": {"linear": first("single:linear").curve("linear")},
+     "mixed": {"linear": first("mixed").curve("linear")}},
     baselines={"linear": base["linear"]["baselines"]}, levels={"linear": base["linear"]["levels"]},
     classes=["linear"], title="Linear functions: the transformer against least squares")
 plots.show_figure(fig, "09_linear_vs_least_squares", results, save=save_figures)
 ls_curve = base["linear"]["baselines"]["least_squares"]["mean"]
 for lab in ("single:linear", "mixed"):
-    cur = first(lab)["eval"]["curves"]["linear"]["none"]["mean"]
+    cur = first(lab).error("linear")
     gap = section.least_squares_gap(cur, ls_curve, base["linear"]["levels"]["zero"])
     print(f"{lab:>14}: gap to least squares, mean {gap['mean']:.3f}, largest {gap['max']:.3f} (x zero level); "
           f"own error at k >= d {late_error(cur, d):.4f}")
@@ -417,8 +414,8 @@ window = max(1, steps // 20)
 by_step, by_batches = {}, {}
 for lab in ("single:cubic", "mixed"):
     r = first(lab)
-    log = icl_train.load_icl_log(results, r["spec"])
-    t_cubic = list(r["spec"].tasks).index("cubic")
+    log = icl_train.load_icl_log(results, r.spec)
+    t_cubic = list(r.spec.tasks).index("cubic")
     where = np.flatnonzero(log["task"] == t_cubic)
     smooth = icl_train.rolling_mean(log["loss"][where], window)
     stride = max(1, len(where) // 400)
@@ -440,7 +437,7 @@ plots.show_figure(fig, "09_cubic_data_efficiency", results, save=save_figures)
 
 # %%
 for lab in ("mixed", "single:cubic"):
-    cs = [r["eval"]["curves"]["cubic"]["none"]["mean"] for r in runs if r["spec"].label() == lab]
+    cs = [r.error("cubic") for r in runs if r.label == lab]
     print(f"{lab:>12} ({len(cs)} seed{'s' if len(cs) != 1 else ''}): cubic error/d over all k "
           + ", ".join(f"{np.mean(c):.4f}" for c in cs) + " | at k >= d " + ", ".join(f"{late_error(c, d):.4f}" for c in cs))
 
@@ -458,15 +455,14 @@ for lab in ("mixed", "single:cubic"):
 # reproduced". Each thin line below is one seed.
 
 # %%
-quad = {"mixed": [r["eval"]["curves"]["quadratic"]["none"] for r in runs if r["spec"].label() == "mixed"],
-        "quadratic-only": [r["eval"]["curves"]["quadratic"]["none"] for r in runs
-                           if r["spec"].label() == "single:quadratic"]}
+quad = {"mixed": [r.curve("quadratic") for r in runs if r.label == "mixed"],
+        "quadratic-only": [r.curve("quadratic") for r in runs if r.label == "single:quadratic"]}
 threshold = converge_frac * base["quadratic"]["levels"]["constant"]
 fig = plots_icl.plot_seed_curves(quad, level=base["quadratic"]["levels"], threshold=threshold,
                                  title="Every seed, evaluated on quadratic")
 plots.show_figure(fig, "09_quadratic_seeds", results, save=save_figures)
 for lab, cs in quad.items():
-    tails = [tail_error(c["mean"]) for c in cs]
+    tails = [tail_error(c.mean) for c in cs]
     print(f"{lab:>15}: tail errors " + ", ".join(f"{t:.4f}" for t in tails)
           + f"  -> {sum(t <= threshold for t in tails)}/{len(tails)} converged (threshold {threshold:.4f})")
 
@@ -480,13 +476,13 @@ for lab, cs in quad.items():
 # should not.
 
 # %%
-snaps = {lab: first(lab)["record"]["snapshots"] for lab in ("sequential", "mixed", "random")}
+snaps = {lab: first(lab).snapshots for lab in ("sequential", "mixed", "random")}
 fig = plots_icl.plot_snapshots(snaps, classes=TASKS, levels={c: base[c]["levels"] for c in TASKS},
                                block_names=["after 1/3", "after 2/3", "end"])
 plots.show_figure(fig, "09_forgetting", results, save=save_figures)
-for lab, ss in snaps.items():
+for lab in snaps:
     print(f"{lab:>10}: linear tail error at the three check-ups "
-          + " -> ".join(f"{s['classes']['linear']['tail']:.4f}" for s in ss))
+          + " -> ".join(f"{t:.4f}" for t in first(lab).snapshot_tails("linear")))
 
 # %% [markdown]
 # ## 9. Claim 4: retrospective heads
@@ -505,8 +501,8 @@ for lab, ss in snaps.items():
 # with the highest score (averaged over the three classes).
 
 # %%
-scores = {lab: first(lab)["eval"]["head_scores"] for lab in icl_train.MODEL_LABELS}
-marked = {lab: first(lab)["eval"]["masked_heads"]["top"] for lab in icl_train.MODEL_LABELS}
+scores = {lab: first(lab).eval.head_scores for lab in icl_train.MODEL_LABELS}
+marked = {lab: first(lab).eval.masked_heads("top") for lab in icl_train.MODEL_LABELS}
 fig = plots_icl.plot_head_scores(scores, marked=marked)
 plots.show_figure(fig, "09_head_scores", results, save=save_figures)
 
@@ -520,17 +516,16 @@ plots.show_figure(fig, "09_head_scores", results, save=save_figures)
 # both controls barely matter.
 
 # %%
-mask_curves = {f"mixed s{r['spec'].seed}": r["eval"]["curves"] for r in runs if r["spec"].label() == "mixed"}
+mask_curves = {f"mixed s{r.seed}": r.eval.masking() for r in pick(runs, "mixed")}
 fig = plots_icl.plot_masking(mask_curves, levels={c: base[c]["levels"] for c in TASKS},
                              condition_labels={"top": f"{n_mask} most retrospective heads masked",
                                                "bottom": f"{n_mask} least retrospective heads masked",
                                                "random": f"{n_mask} random other heads masked"})
 plots.show_figure(fig, "09_head_masking", results, save=save_figures)
 for r in runs:
-    if r["spec"].label() == "mixed":
-        mh = r["eval"]["masked_heads"]
-        print(f"mixed s{r['spec'].seed}: masked (layer, head), counted from 1: "
-              + "; ".join(f"{cond} {[(h[0] + 1, h[1] + 1) for h in mh[cond]]}" for cond in ("top", "bottom", "random")))
+    if r.label == "mixed":
+        print(f"mixed s{r.seed}: masked (layer, head), counted from 1: " + "; ".join(
+            f"{cond} {[(h[0] + 1, h[1] + 1) for h in r.eval.masked_heads(cond)]}" for cond in ("top", "bottom", "random")))
 
 # %% [markdown]
 # ## 10. Distribution shift: the same models on inputs they never saw
@@ -551,25 +546,25 @@ for r in runs:
 # (1 = no better than ignoring the prompt), next to the same ratio in distribution.
 
 # %%
-shift_specs = [first(lab)["spec"] for lab in shift_models]
+shift_specs = [first(lab).spec for lab in shift_models]
 shifted = {}
 for name, cfg in shift_cfgs.items():
-    ev = icl_train.evaluate_or_load(results, shift_specs, cfg, device=device)
+    ev = [ICLEval.of(e) for e in icl_train.evaluate_or_load(results, shift_specs, cfg, device=device)]
     sb = icl_train.baseline_curves(d, n_points, unit_norm_w, cfg, names=icl_train.BASELINES)
     shifted[name] = (ev, sb)
-    fig = plots_icl.plot_error_vs_k({lab: {c: e["curves"][c]["none"] for c in TASKS} for lab, e in zip(shift_models, ev)},
+    fig = plots_icl.plot_error_vs_k({lab: e.by_class(TASKS) for lab, e in zip(shift_models, ev)},
                                     baselines={c: sb[c]["baselines"] for c in TASKS},
                                     levels={c: sb[c]["levels"] for c in TASKS}, classes=list(TASKS),
                                     title=f"Distribution shift: {name}")
     plots.show_figure(fig, "09_shift_" + name.split()[0].lower(), results, save=save_figures)
 print(f"{'model':<16} {'test inputs':<22} " + "  ".join(f"{c:>9}" for c in TASKS) + "   (tail error / constant level)")
 for i, lab in enumerate(shift_models):
-    own = first(lab)["eval"]["curves"]
+    own = first(lab)
     print(f"{lab:<16} {'in distribution':<22} " + "  ".join(
-        f"{tail_error(own[c]['none']['mean']) / base[c]['levels']['constant']:>9.3f}" for c in TASKS))
+        f"{tail_error(own.error(c)) / base[c]['levels']['constant']:>9.3f}" for c in TASKS))
     for name, (ev, sb) in shifted.items():
         print(f"{'':<16} {name:<22} " + "  ".join(
-            f"{tail_error(ev[i]['curves'][c]['none']['mean']) / sb[c]['levels']['constant']:>9.3f}" for c in TASKS))
+            f"{tail_error(ev[i].error(c)) / sb[c]['levels']['constant']:>9.3f}" for c in TASKS))
 for name, (ev, sb) in shifted.items():
     print(f"{'least squares':<16} {name:<22} " + "  ".join(
         f"{tail_error(sb[c]['baselines']['least_squares']['mean']) / sb[c]['levels']['constant']:>9.3f}" for c in TASKS)
@@ -599,7 +594,7 @@ if interactive:
 
     def _explore(model=icl_train.MODEL_LABELS[0], cls="quadratic"):
         r = first(model)
-        fig = plots_icl.plot_masking({model: {cls: r["eval"]["curves"][cls]}},
+        fig = plots_icl.plot_masking({model: {cls: r.eval.conditions(cls)}},
                                      levels={cls: base[cls]["levels"]})
         plots.show_figure(fig, "explore", results, save=False)
 
@@ -623,8 +618,7 @@ print("\n".join(course.claim_lines([c for c in claims if c["verdict"] == "inconc
 # curriculum with the quadratic-only model.
 
 # %% tags=["solution"]
-late = sorted((late_error(r["eval"]["curves"]["quadratic"]["none"]["mean"], d), r["spec"].label(), r["spec"].seed)
-              for r in runs)
+late = sorted((late_error(r.error("quadratic"), d), r.label, r.seed) for r in runs)
 print(f"constant level {base['quadratic']['levels']['constant']:.4f}; lowest first:")
 print("\n".join(f"  {lab:<18} seed {s}: {e:.4f}" for e, lab, s in late))
 
@@ -634,10 +628,10 @@ print("\n".join(f"  {lab:<18} seed {s}: {e:.4f}" for e, lab, s in late))
 # batches did each model of the first seed see? What fraction is that of its training steps?
 
 # %% tags=["solution"]
-for s, r in zip(specs, records):
-    if s.seed == seeds[0] and "cubic" in r["exposure"]:
-        print(f"{s.label():<18}: {r['exposure']['cubic']['steps']} cubic batches of {steps} steps "
-              f"({r['exposure']['cubic']['steps'] / steps:.2f})")
+for r in runs:
+    if r.seed == seeds[0] and "cubic" in r.spec.tasks:
+        print(f"{r.label:<18}: {r.exposure('cubic')} cubic batches of {steps} steps "
+              f"({r.exposure('cubic') / steps:.2f})")
 
 # %% [markdown]
 # ## What we saw

@@ -175,8 +175,9 @@ def _fake_training(monkeypatch, acc_of_width):
         out = []
         for s in specs:
             trained.append(s.arch.n_embed)
-            out.append({"key": s.key(), "metrics": {"per_op": {op: {"gen_acc": acc_of_width(s.arch.n_embed, s.seed)}
-                                                              for op in s.task.ops}}})
+            out.append({"key": s.key(), "spec": s.to_dict(),  # a record as the cache stores it (spec and metrics)
+                        "metrics": {"per_op": {op: {"gen_acc": acc_of_width(s.arch.n_embed, s.seed)}
+                                               for op in s.task.ops}}})
         return out
 
     monkeypatch.setattr(sw, "run_specs", fake_run_specs)

@@ -33,7 +33,7 @@ import torch
 
 from ..data import TaskData
 from ..model import GPT
-from ..records import RecordTable
+from ..records import LEVEL, Record, RecordTable, learned_bar
 from ..runs import load_record, run_dir
 from ..train import RunSpec, stack_models
 
@@ -78,14 +78,15 @@ class WidthChoice(NamedTuple):
     learned: bool
 
 
-def learned_at(records, conditions, op: str, width: int, *, size: int | None = None, min_acc: float = 0.8) -> bool:
+def learned_at(records, conditions, op: str, width: int, *, size: int | None = None, min_acc: float = LEVEL) -> bool:
     """Whether every condition's mean (over seeds) ``gen_acc`` on ``op`` at ``width`` is at least
     ``min_acc`` (a condition without runs at that width has not learned it)."""
-    return all(_mean_acc_by_width(records, c, op, size).get(int(width), -1.0) >= min_acc for c in conditions)
+    bar = learned_bar(min_acc)  # the absolute bar: min_acc x 1.0
+    return all(bar.learned(_mean_acc_by_width(records, c, op, size).get(int(width))) for c in conditions)
 
 
 def matched_width(records, conditions, op: str, widths, *, size: int | None = None,
-                  min_acc: float = 0.8) -> WidthChoice:
+                  min_acc: float = LEVEL) -> WidthChoice:
     """The width at which to compare ``conditions`` (task mixes) on operation ``op`` (at modulus /
     k ``size`` if given).
 
@@ -143,7 +144,7 @@ class Conditions:
 
     def learned_by(self, *labels: str) -> bool:
         """Whether each named condition's mean accuracy on the target reaches ``min_acc``."""
-        return all(float(np.mean(self.accs[c])) >= self.min_acc for c in labels)
+        return all(learned_bar(self.min_acc).learned(float(np.mean(self.accs[c]))) for c in labels)
 
     def with_condition(self, label: str, specs: Sequence[RunSpec], accs: Sequence[float]) -> "Conditions":
         """A copy with one more condition (e.g. transferred runs trained outside the sweep).
@@ -168,7 +169,7 @@ class Conditions:
 
 
 def load_conditions(sw, root, conditions: Mapping[str, Sequence[str]], target: str, *, size: int,
-                    width: int = 0, min_acc: float = 0.8) -> Conditions:
+                    width: int = 0, min_acc: float = LEVEL) -> Conditions:
     """The runs of every condition (``conditions[label]`` is a task mix of sweep ``sw``) at modulus
     / k ``size``, compared at ``width`` (``0``: :func:`matched_width` over the sweep's widths).
 
@@ -196,7 +197,7 @@ def load_conditions(sw, root, conditions: Mapping[str, Sequence[str]], target: s
         specs[label] = specs_for(specs_all, ops=mix, width=choice.width, size=size)
         if not specs[label]:
             raise ValueError(f"sweep {sw.name} has no runs of {list(mix)} at width {choice.width}, size {size}")
-        accs[label] = [float(by_key[s.key()]["metrics"]["per_op"][target]["gen_acc"]) for s in specs[label]]
+        accs[label] = [float(Record.from_dict(by_key[s.key()]).accuracy(target)) for s in specs[label]]
     return Conditions(size=size, target=target, width=choice.width, why=choice.why, learned=choice.learned,
                       min_acc=min_acc, specs=specs, accs=accs)
 

@@ -2,8 +2,9 @@
 :class:`matplotlib.figure.Figure` built without pyplot (headless-safe, no global figure list);
 show and save one in a notebook with :func:`jointtask_lib.plots.show_figure`.
 
-Curves are the dicts stored by :mod:`jointtask_lib.paper_b.icl_train`: ``{"mean": [...], "lo": [...],
-"hi": [...]}`` per position k (errors divided by d), ``lo``/``hi`` optional.
+Curves are :class:`jointtask_lib.paper_b.records.Curve` objects, or the dicts stored by
+:mod:`jointtask_lib.paper_b.icl_train` (``{"mean": [...], "lo": [...], "hi": [...]}`` per position k,
+errors divided by d, ``lo``/``hi`` optional), read through :meth:`Curve.of`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from .records import Curve, snapshot_tails
 
 DPI = 110
 _BASELINE_STYLE = {"least_squares": ("least squares", "0.15", "--"), "3nn": ("3-NN", "0.45", ":"),
@@ -26,18 +29,18 @@ def _nonempty(name: str, obj) -> None:
         raise ValueError(f"'{name}' must hold at least one entry")
 
 
-def _band(ax, curve: Mapping, label: str, color=None, ls="-", lw=1.4, alpha=0.18):
+def _band(ax, curve: "Curve | Mapping", label: str, color=None, ls="-", lw=1.4, alpha=0.18):
     """A curve with its CI band.  A curve known only at some positions (NaN elsewhere, e.g. the
     single-index fit) is drawn through the known points, with a marker on each."""
-    y = np.asarray(curve["mean"], dtype=float)
+    cur = Curve.of(curve)
+    y = cur.mean
     k = np.arange(len(y))
     known = np.isfinite(y)
     sparse = not known.all()
     (line,) = ax.plot(k[known], y[known], ls=ls, lw=lw, color=color, label=label,
                       marker="o" if sparse else None, ms=3.5)
-    if curve.get("lo") is not None and curve.get("hi") is not None:
-        lo, hi = np.asarray(curve["lo"], dtype=float), np.asarray(curve["hi"], dtype=float)
-        ax.fill_between(k[known], lo[known], hi[known], color=line.get_color(), alpha=alpha, lw=0)
+    if cur.has_band:
+        ax.fill_between(k[known], cur.lo[known], cur.hi[known], color=line.get_color(), alpha=alpha, lw=0)
     return line
 
 
@@ -52,11 +55,11 @@ def _levels(ax, levels: Mapping | None, which=("zero", "constant")):
             ax.axhline(levels[name], color=col, lw=0.9, ls=(0, (1, 2)), label=lab)
 
 
-def _focus(ax, curves: Sequence[Mapping], levels: Mapping | None, logy: bool) -> None:
+def _focus(ax, curves: Sequence["Curve | Mapping"], levels: Mapping | None, logy: bool) -> None:
     """Y-limits from the models' curves and the reference levels only, so that a baseline that
     reaches 1e-15 (least squares on linear) or spikes at k = d (its double descent) does not
     squash the curves that matter."""
-    vals = [np.asarray(c["mean"], dtype=float) for c in curves]
+    vals = [Curve.of(c).mean for c in curves]
     vals += [np.asarray([v]) for k, v in (levels or {}).items() if k in _LEVEL_STYLE and v is not None]
     vals = np.concatenate(vals) if vals else np.array([])
     vals = vals[np.isfinite(vals) & (vals > 0)] if logy else vals[np.isfinite(vals)]
@@ -245,7 +248,7 @@ def plot_masking(
 
 
 def plot_seed_curves(
-    curves: Mapping[str, Sequence[Mapping]],
+    curves: Mapping[str, Sequence["Curve | Mapping"]],
     *,
     level: Mapping[str, float] | None = None,
     threshold: float | None = None,
@@ -262,7 +265,7 @@ def plot_seed_curves(
     ax = fig.subplots()
     for j, (lab, cs) in enumerate(curves.items()):
         for s, cur in enumerate(cs):
-            y = np.asarray(cur["mean"], dtype=float)
+            y = Curve.of(cur).mean
             ax.plot(np.arange(len(y)), y, color=f"C{j}", lw=1.2, alpha=0.85, label=lab if s == 0 else None)
     _levels(ax, level)
     if threshold is not None:
@@ -295,7 +298,7 @@ def plot_snapshots(
     for ax, c in zip(axes, classes):
         for j, (lab, snaps) in enumerate(snapshots.items()):
             x = np.arange(1, len(snaps) + 1)
-            y = [s["classes"][c]["tail"] for s in snaps]
+            y = snapshot_tails(snaps, c)
             ax.plot(x, y, marker="o", color=f"C{j}", label=lab)
         _levels(ax, (levels or {}).get(c))
         n = max(len(s) for s in snapshots.values())

@@ -1,7 +1,7 @@
 """Paper B's section (notebook ``09_icl_function_classes``): its claims as scorecard rows.
 
 The trainer (:mod:`jointtask_lib.paper_b.icl_train`) trains and evaluates the models; this module
-reads what it produced — one dict per model ``{"spec", "record", "eval"}`` and the baselines —
+reads what it produced — one :class:`~jointtask_lib.paper_b.records.ICLRun` per model and the baselines —
 and turns it into paper B's five claims: the summary statistics of the error curves
 (:func:`tail_error`, :func:`late_error`, :func:`least_squares_gap`, :func:`retention`), one verdict
 rule per claim (each ``verdict_*`` states its criterion in its docstring; with ``explain=True`` it
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..scorecard import claim as make_claim
 from .icl_train import late_error, tail_error  # noqa: F401  (re-exported: the section's statistics)
+from .records import ICLRun, pick, snapshot_has, snapshot_tails
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
@@ -228,10 +229,6 @@ def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3g}"
 
 
-def _pick(runs: list[dict], label: str) -> list[dict]:
-    return sorted([r for r in runs if r["spec"].label() == label], key=lambda r: r["spec"].seed)
-
-
 def _note(why: str, rests_on: str, rule: str) -> str:
     return f"This run: {why}. Rests on {rests_on}. Rule ({rule})"
 
@@ -241,37 +238,36 @@ def _row(id, claim, paper_value, ours, verdict, preset, note):
                       preset=preset, notebook=NOTEBOOK, note=note)
 
 
-def _curve(run: dict, cls: str, cond: str = "none") -> list[float]:
-    return run["eval"]["curves"][cls][cond]["mean"]
-
-
-def paper_b_claims(runs: list[dict], baselines: dict, *, preset: str, converge_frac: float = 0.25) -> list[dict]:
+def paper_b_claims(runs: list, baselines: dict, *, preset: str, converge_frac: float = 0.25) -> list[dict]:
     """Scorecard rows (:func:`jointtask_lib.scorecard.claim`) for paper B's five claims.
 
-    ``runs``: one dict per trained model, ``{"spec": ICLRunSpec, "record": dict, "eval": dict}``
-    (the record from :func:`~jointtask_lib.paper_b.icl_train.train_or_load`, the in-distribution evaluation from
-    :func:`~jointtask_lib.paper_b.icl_train.evaluate_or_load`); ``baselines``: :func:`~jointtask_lib.paper_b.icl_train.baseline_curves` on the same prompts.  Each
+    ``runs``: one :class:`~jointtask_lib.paper_b.records.ICLRun` per trained model
+    (:func:`~jointtask_lib.paper_b.records.icl_runs` of the records from
+    :func:`~jointtask_lib.paper_b.icl_train.train_or_load` and the in-distribution evaluations from
+    :func:`~jointtask_lib.paper_b.icl_train.evaluate_or_load`; a dict ``{"spec", "record", "eval"}``
+    is read as one); ``baselines``: :func:`~jointtask_lib.paper_b.icl_train.baseline_curves` on the same prompts.  Each
     row's verdict comes from the matching ``verdict_*`` function; its ``note`` says which branch of
     the rule decided and why (``explain=True``), how many seeds the row rests on, and the rule.
     A claim whose runs are missing is *inconclusive* with ``ours = "not run"``.
     """
     rows = []
+    runs = [ICLRun.of(r) for r in runs]
     lv = {c: b["levels"] for c, b in baselines.items()}
 
     # 1. data efficiency on cubic
-    mixed, single_c = _pick(runs, "mixed"), _pick(runs, "single:cubic")
+    mixed, single_c = pick(runs, "mixed"), pick(runs, "single:cubic")
     crule = ("verdict_data_efficiency: cubic error averaged over all k and over k >= d, mean over seeds; "
              "reproduced if mixed <= 1.2 x single-task on both; not reproduced if > 1.5 x on either; "
              "inconclusive if the single-task model's error at k >= d stays above 0.5 x the constant level")
     if mixed and single_c and "cubic" in lv:
-        d = mixed[0]["spec"].model.d
-        m_all = float(np.mean([np.mean(_curve(r, "cubic")) for r in mixed]))
-        s_all = float(np.mean([np.mean(_curve(r, "cubic")) for r in single_c]))
-        m_late = float(np.mean([late_error(_curve(r, "cubic"), d) for r in mixed]))
-        s_late = float(np.mean([late_error(_curve(r, "cubic"), d) for r in single_c]))
-        frac = float(np.mean([r["record"]["exposure"]["cubic"]["fraction"] for r in mixed]))
-        cb = int(np.mean([r["record"]["exposure"]["cubic"]["steps"] for r in mixed]))
-        sb = int(single_c[0]["record"]["exposure"]["cubic"]["steps"])
+        d = mixed[0].spec.model.d
+        m_all = float(np.mean([np.mean(r.error("cubic")) for r in mixed]))
+        s_all = float(np.mean([np.mean(r.error("cubic")) for r in single_c]))
+        m_late = float(np.mean([late_error(r.error("cubic"), d) for r in mixed]))
+        s_late = float(np.mean([late_error(r.error("cubic"), d) for r in single_c]))
+        frac = float(np.mean([r.exposure("cubic", "fraction") for r in mixed]))
+        cb = int(np.mean([r.exposure("cubic", "steps") for r in mixed]))
+        sb = int(single_c[0].exposure("cubic", "steps"))
         ours = (f"cubic error/d, mixed ({_n_seeds(len(mixed))}) vs single-task ({_n_seeds(len(single_c))}): over all k "
                 f"{_fmt(m_all)} vs {_fmt(s_all)} (ratio {m_all / s_all:.2f}); at k >= d {_fmt(m_late)} vs "
                 f"{_fmt(s_late)} (ratio {m_late / s_late:.2f}); mixed trained on {cb} cubic batches vs {sb} "
@@ -285,15 +281,15 @@ def paper_b_claims(runs: list[dict], baselines: dict, *, preset: str, converge_f
                      ours, v, preset, _note(why, rests, crule)))
 
     # 2. quadratic convergence across seeds
-    single_q = _pick(runs, "single:quadratic")
+    single_q = pick(runs, "single:quadratic")
     qrule = (f"verdict_convergence: a seed converged if its tail error (last 10% of k, >= 2 positions) "
              f"<= {converge_frac} x the constant level; with >= 3 seeds each: inconclusive if no seed of either "
              "converged; reproduced if the converged fractions differ by >= 0.5; not reproduced if mixed <= "
              "single; else inconclusive")
     if mixed and single_q and "quadratic" in lv:
         c = lv["quadratic"]["constant"]
-        tm = [tail_error(_curve(r, "quadratic")) for r in mixed]
-        ts = [tail_error(_curve(r, "quadratic")) for r in single_q]
+        tm = [tail_error(r.error("quadratic")) for r in mixed]
+        ts = [tail_error(r.error("quadratic")) for r in single_q]
         nm = sum(converged(t, c, converge_frac) for t in tm)
         ns = sum(converged(t, c, converge_frac) for t in ts)
         ours = (f"converged on quadratic: mixed {nm}/{len(tm)}, single-task {ns}/{len(ts)}; tail errors/d "
@@ -308,20 +304,20 @@ def paper_b_claims(runs: list[dict], baselines: dict, *, preset: str, converge_f
                      _note(why, rests, qrule)))
 
     # 3. sequential forgetting
-    seq = _pick(runs, "sequential")
+    seq = pick(runs, "sequential")
     frule = ("verdict_forgetting: inconclusive if linear was never learned (tail error after the linear third "
              "> 0.5 x constant level); reproduced if the final linear tail error is >= 2 x its value after the "
              "linear third and >= 0.5 x the constant level; not reproduced if <= 1.25 x")
-    snaps = seq[0]["record"]["snapshots"] if seq else []
+    snaps = seq[0].snapshots if seq else []
     if len(snaps) >= 3 and "linear" in lv:
-        lin = [s["classes"]["linear"]["tail"] for s in snaps]
-        quad = [s["classes"]["quadratic"]["tail"] for s in snaps] if "quadratic" in snaps[0]["classes"] else None
+        lin = snapshot_tails(snaps, "linear")
+        quad = snapshot_tails(snaps, "quadratic") if snapshot_has(snaps, "quadratic") else None
         ours = (f"sequential, linear tail error/d after the linear third {_fmt(lin[0])}, at the end {_fmt(lin[-1])} "
                 f"(x{lin[-1] / lin[0]:.1f}; constant level {_fmt(lv['linear']['constant'])})")
         if quad is not None:
             ours += f"; quadratic after its third {_fmt(quad[1])}, at the end {_fmt(quad[-1])}"
         v, why = verdict_forgetting(lin[0], lin[-1], lv["linear"]["constant"], explain=True)
-        rests = f"1 sequential seed (seed {seq[0]['spec'].seed}, the lowest of {len(seq)})"
+        rests = f"1 sequential seed (seed {seq[0].seed}, the lowest of {len(seq)})"
     else:
         ours, v, why, rests = "not run", "inconclusive", "no sequential run with three snapshots", "no runs"
     rows.append(_row("B3-sequential-forgets", "The sequential curriculum forgets earlier tasks (catastrophic "
@@ -335,17 +331,17 @@ def paper_b_claims(runs: list[dict], baselines: dict, *, preset: str, converge_f
              "non-top heads); not reproduced if top >= the most destructive control - 0.1")
     cases = []
     for r in mixed:
-        for c, cur in r["eval"]["curves"].items():
+        for c, cur in r.eval.masking().items():
             if "top" in cur and c in lv:
-                cases.append({"unmasked": tail_error(cur["none"]["mean"]), "constant": lv[c]["constant"],
-                              **{k: tail_error(cur[k]["mean"]) for k in ("top", "bottom", "random") if k in cur}})
+                cases.append({"unmasked": tail_error(cur["none"].mean), "constant": lv[c]["constant"],
+                              **{k: tail_error(cur[k].mean) for k in ("top", "bottom", "random") if k in cur}})
     ok = [c for c in cases if c["unmasked"] <= 0.5 * c["constant"]]
     v, why = verdict_masking(cases, explain=True)
     if ok:
         med = {k: float(np.median([retention(c[k], c["unmasked"], c["constant"]) for c in ok]))
                for k in ("top", "bottom", "random") if all(k in c for c in ok)}
-        spec0 = mixed[0]["spec"]
-        nmask = len(mixed[0]["eval"]["masked_heads"]["top"])
+        spec0 = mixed[0].spec
+        nmask = len(mixed[0].eval.masked_heads("top"))
         ours = (f"mixed models, {len(ok)} (seed, class) cases: median retention of the in-context gain "
                 f"{med['top']:.2f} with the {nmask} top retrospective heads masked vs "
                 + " and ".join(f"{med[k]:.2f} with {nmask} {name} heads" for k, name in
@@ -359,17 +355,17 @@ def paper_b_claims(runs: list[dict], baselines: dict, *, preset: str, converge_f
                      _note(why, _seeds(len(mixed), "mixed") if mixed else "no runs", mrule)))
 
     # 5. linear vs least squares (Garg et al.)
-    single_l = _pick(runs, "single:linear")
+    single_l = pick(runs, "single:linear")
     lrule = ("verdict_least_squares: gap = (model - least squares)/zero level per k >= 1; inconclusive if the "
              "model's error at k >= d is above 0.5 x the zero level (never learned); reproduced if mean gap "
              "<= 0.05 and max <= 0.15; not reproduced if mean gap > 0.15")
     if single_l and "linear" in baselines:
         ls = baselines["linear"]["baselines"]["least_squares"]["mean"]
         z = lv["linear"]["zero"]
-        d = single_l[0]["spec"].model.d
-        gaps = [least_squares_gap(_curve(r, "linear"), ls, z) for r in single_l]
+        d = single_l[0].spec.model.d
+        gaps = [least_squares_gap(r.error("linear"), ls, z) for r in single_l]
         gm, gx = float(np.mean([g["mean"] for g in gaps])), float(np.mean([g["max"] for g in gaps]))
-        late = float(np.mean([late_error(_curve(r, "linear"), d) for r in single_l]))
+        late = float(np.mean([late_error(r.error("linear"), d) for r in single_l]))
         extra = ""
         if "3nn" in baselines["linear"]["baselines"]:
             g3 = least_squares_gap(baselines["linear"]["baselines"]["3nn"]["mean"], ls, z)

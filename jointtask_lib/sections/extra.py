@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .. import experiments, scorecard
+from ..records import RecordTable
 
 EXTENSION_NOTE = "extension: paper A makes no such claim; scored apart from the paper's claims"
 
@@ -56,8 +57,8 @@ def transfer_at_smallest_width_claim(transfer_records, scratch_records, *, n: in
     (:func:`jointtask_lib.experiments.seed_mean_ci`), judged CI against CI
     (:func:`jointtask_lib.scorecard.verdict_greater`)."""
     pre = "+".join(pretrain)
-    widths = sorted({int(r["spec"]["arch"]["n_embed"]) for r in transfer_records}
-                    & {int(r["spec"]["arch"]["n_embed"]) for r in scratch_records})
+    widths = sorted({r.width for r in RecordTable.from_dicts(transfer_records)}
+                    & {r.width for r in RecordTable.from_dicts(scratch_records)})
     cid = f"A-ext-transfer-smallest-width-n{n}"
     if not widths:
         return scorecard.claim(id=cid, paper="A", claim=f"[extension] transfer at the smallest width (mod {n})",

@@ -58,10 +58,11 @@ import numpy as np
 from scipy import optimize, special, stats
 from threadpoolctl import threadpool_limits
 
+from ..records import LEVEL, is_learned
 from ..validate import check_choice, check_float
 
 #: The default success bar: a run learned when its accuracy is at least 80% of perfect accuracy.
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = LEVEL  # the absolute bar: learned = accuracy >= 0.8 x 1.0 (records.is_learned)
 #: Factors are searched in [1 / FACTOR_BOUND, FACTOR_BOUND]; a CI end reaching it is open.
 FACTOR_BOUND = 50.0
 #: Bounds of the nuisance parameters (slope per unit log parameters, curve shift sd, lapse).  A
@@ -244,7 +245,7 @@ def outcomes(single, joint, *, threshold: float = DEFAULT_THRESHOLD) -> Outcomes
         labels = {v: i for i, v in enumerate(dict.fromkeys(seeds.tolist()))}
         n_seeds.append(len(labels))
         s.append(np.log(sizes))
-        y.append((accs >= threshold).astype(float))
+        y.append(is_learned(accs, threshold).astype(float))
         z.append(np.full(sizes.size, float(zi)))
         curve.append(np.array([offset + labels[v] for v in seeds.tolist()], dtype=int))
         offset += len(labels)
