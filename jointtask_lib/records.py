@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .tasks import TASK_FAMILIES
+
 METRICS = ("gen_acc", "tf_acc", "seq_acc")
 LEVEL = 0.8  # learned: accuracy >= LEVEL x asymptotic accuracy (README, "Statistics")
 DIVERGED = "diverged"  # the stop reason of a run whose loss became NaN or infinite (train.DIVERGED)
@@ -131,7 +133,7 @@ class Record:
         try:
             spec, task = r["spec"], r["spec"]["task"]
             family = task.get("family", "listops")
-            size = task.get("modulus" if family == "listops" else "perm_k")
+            size = task.get(TASK_FAMILIES[family].size_field) if family in TASK_FAMILIES else None
             metrics = r["metrics"]
             return cls(key=r.get("key", ""), ops=tuple(task["ops"]), family=family,
                        size=None if size is None else int(size), width=int(spec["arch"]["n_embed"]),
