@@ -15,7 +15,7 @@ from jointtask_lib.paper_b.icl_model import ICLConfig, ICLModel
 from jointtask_lib.paper_b.icl_step import ICLFusedLoss, icl_fast_step, icl_loss_and_grads
 from jointtask_lib.paper_b.icl_train import ICLRunSpec, ICLTrainConfig, prompt_generator, train_icl_stack
 from jointtask_lib.tasks.functions import sample_prompts
-from jointtask_lib.train import StackedAdamW, clip_per_model
+from jointtask_lib.train import StackedAdamW, StackEngine, clip_per_model
 
 
 @pytest.fixture(autouse=True)
@@ -228,21 +228,11 @@ def test_fast_checkpoint_state_continues_in_the_reference_optimiser():
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
 
 
-def _select(model, opt, keep):
-    """Drop models from the stack the way the trainers do (train._select)."""
-    with torch.no_grad():
-        for mod in model.modules():
-            for name, p in list(mod.named_parameters(recurse=False)):
-                setattr(mod, name, torch.nn.Parameter(p[keep].contiguous()))
-    model.n_models = len(keep)
-    opt.params = list(model.parameters())
-    opt.keep(keep)
-
-
 def test_dropping_a_finished_model_leaves_the_others_unchanged():
-    """Three models trained 3 steps, model 1 dropped (FastStep.keep), 3 more steps: models 0 and 2
-    follow the trajectory they have when the whole stack trains all 6 steps (measured: bitwise
-    equal; the tolerance leaves room for a CPU whose batched kernels depend on the stack size)."""
+    """Three models trained 3 steps, model 1 dropped (the training engine's StackEngine.drop, which
+    slices the model and calls FastStep.keep), 3 more steps: models 0 and 2 follow the trajectory
+    they have when the whole stack trains all 6 steps (measured: bitwise equal; the tolerance
+    leaves room for a CPU whose batched kernels depend on the stack size)."""
     xs, ys = _quick_batch(3, b=8)
     a = ICLModel(QUICK, 3, seeds=[0, 1, 2])
     b = copy.deepcopy(a)
@@ -252,8 +242,11 @@ def test_dropping_a_finished_model_leaves_the_others_unchanged():
         fa.train_step(xs, ys)
         fb.train_step(xs, ys)
     keep = torch.tensor([0, 2])
-    _select(b, fb, keep)
-    assert fb.flat.shape[0] == 2
+    engine = StackEngine(b, fb, [], ["k0", "k1", "k2"])
+    dropped = {k: v[1:2].clone() for k, v in b.state_dict().items()}
+    engine.drop([1])
+    assert engine.active == [0, 2] and fb.flat.shape[0] == 2 and b.n_models == 2
+    assert all(torch.equal(engine.finished[1][k], v) for k, v in dropped.items())
     kept = []
     for _ in range(3):
         full = fa.train_step(xs, ys)

@@ -59,7 +59,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,11 +69,11 @@ from . import icl
 from .. import runs as run_cache
 from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
 from .icl_step import icl_fast_step
-from ..checkpoints import atomic_torch_save, resume_stack_checkpoint, save_stack_checkpoint
+from ..checkpoints import atomic_torch_save
 from ..runs import RunKind, environment_info, run_dir, write_record
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
-from ..model import slice_state, stack_states
-from ..train import StackedAdamW, clip_per_model, resolve_device
+from ..model import stack_states
+from ..train import StackedAdamW, StackEngine, clip_per_model, resolve_device
 from ..validate import check_bool, check_choice, check_float, check_int
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 3 = the key also
@@ -302,7 +301,11 @@ def icl_optimiser(model: ICLModel, tc: ICLTrainConfig):
 
 def train_icl_stack(specs: list[ICLRunSpec], *, device: str = "auto", progress: bool = False,
                     checkpoint_path=None, checkpoint_every: int = 1000) -> list[ICLRunResult]:
-    """Train one group of runs as a stack; resume from ``checkpoint_path`` if it holds these runs."""
+    """Train one group of runs as a stack; resume from ``checkpoint_path`` if it holds these runs.
+
+    The loop (steps, checkpoints every ``checkpoint_every`` steps, resume, progress, timing) is paper
+    A's :class:`~jointtask_lib.train.StackEngine`; what is paper B's: the prompts of each step, the
+    step (:func:`icl_optimiser`), the per-step loss log and the block-end snapshots."""
     _check_group(specs)
     check_int("checkpoint_every", checkpoint_every, lo=1)
     dev = resolve_device(device)
@@ -315,44 +318,41 @@ def train_icl_stack(specs: list[ICLRunSpec], *, device: str = "auto", progress: 
     losses = np.zeros((m, tc.steps), dtype=np.float32)
     snaps: list[list[dict]] = [[] for _ in specs]
     snap_at = set(snapshot_steps(tc.steps)) if tc.snapshot_prompts else set()
-    start, elapsed, cpu = 0, 0.0, 0.0
+    start = 0
     keys = [s.key() for s in specs]
+    engine = StackEngine(model, opt, gens, keys)  # paper A's loop: steps, checkpoints, progress
 
-    ck = resume_stack_checkpoint(checkpoint_path, keys, model, opt, gens)
+    ck = engine.resume(checkpoint_path)
     if ck is not None:
         start = int(ck["step"])
         losses[:, :start] = ck["losses"][:, :start].numpy()
         snaps = json.loads(ck["snapshots"])
-        elapsed, cpu = float(ck["elapsed"]), float(ck["cpu"])
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tc.steps, initial=start, desc=f"ICL M={m}", leave=False)
-    t0, c0 = time.perf_counter(), time.process_time()
     norm = float(cfg.d)
-    model.train()
-    for step in range(start, tc.steps):
-        xs, ys = _sample_step(specs, scheds, gens, step, dev)
-        per_model = train_step(xs, ys, tc.lr_at(step))
+
+    def draw(step, active):  # every model trains every step (no run stops early)
+        return _sample_step(specs, scheds, gens, step, dev)
+
+    def step_fn(batch, step):
+        return train_step(*batch, tc.lr_at(step))
+
+    def after_step(step, per_model):
         losses[:, step] = (per_model.detach() / norm).cpu().numpy()
-        if bar is not None:
-            bar.update(1)
         if step + 1 in snap_at:
             for i, snap in enumerate(_snapshot(model, specs, step + 1)):
                 snaps[i].append(snap)
-        if checkpoint_path and (step + 1) % checkpoint_every == 0 and step + 1 < tc.steps:
-            save_stack_checkpoint(checkpoint_path, keys, step + 1, model, opt, gens,
-                                  losses=torch.from_numpy(losses.copy()), snapshots=json.dumps(snaps),
-                                  elapsed=elapsed + time.perf_counter() - t0, cpu=cpu + time.process_time() - c0)
-    if bar is not None:
-        bar.close()
-    seconds = elapsed + time.perf_counter() - t0
+
+    def extra():
+        return {"losses": torch.from_numpy(losses.copy()), "snapshots": json.dumps(snaps)}
+
+    engine.run(start, tc.steps, draw=draw, step=step_fn, after_step=after_step, progress=progress,
+               desc=f"ICL M={m}", checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, extra=extra)
+    seconds = engine.wall_seconds()
     # CPU time of this process (all its threads) while training: on a shared machine the wall
     # time says how busy the others were, the CPU time what the training itself cost.
-    stack = {"id": _hash(keys), "size": m, "wall_seconds": seconds, "cpu_seconds": cpu + time.process_time() - c0}
-    return [ICLRunResult(spec=s, state=slice_state(model, i), task_log=scheds[i], loss_log=losses[i],
+    stack = {"id": _hash(keys), "size": m, "wall_seconds": seconds, "cpu_seconds": engine.cpu_seconds()}
+    states = engine.states()
+    return [ICLRunResult(spec=s, state=states[i], task_log=scheds[i], loss_log=losses[i],
                          snapshots=snaps[i], train_seconds=seconds, stack=stack) for i, s in enumerate(specs)]
 # ============================================================================================
 # Curves from the per-step log
