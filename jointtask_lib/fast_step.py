@@ -27,19 +27,22 @@ the loss is a sum of per-model means), per-model gradient clipping, weight decay
 dropping finished models (:meth:`FastStep.keep`), and the optimiser state in the same format as
 ``StackedAdamW.state()`` so checkpoints are interchangeable between the two steps.
 
-Paper B's trainer (``icl_train.train_icl_stack``) does not use this step yet.  Its model is the
-same :class:`~jointtask_lib.model.Backbone` between a linear read-in of interleaved ``(x, y)``
-tokens and a linear read-out, with a mean-squared error: :func:`backbone_forward` /
-:func:`backbone_backward` are written for any model on the backbone (parameter names under
-``backbone.``), and :class:`FastStep`'s flat buffer, clipping and AdamW do not depend on the
-model; what is missing is the read-in / read-out / MSE part (the counterpart of the embedding,
-head and cross-entropy in :func:`loss_and_grads`), a way to hand :class:`FastStep` that loss,
-and the ``head_mask`` of the analysis (not used in training), plus the same tests.
+Paper B's trainer (:func:`jointtask_lib.paper_b.icl_train.train_icl_stack`) uses this step by
+default (``ICLTrainConfig.step = "fast"``).  Its model is the same
+:class:`~jointtask_lib.model.Backbone` between a linear read-in of interleaved ``(x, y)`` tokens
+and a linear read-out, with a mean-squared error: :func:`backbone_forward` /
+:func:`backbone_backward` serve both models (parameter names under ``backbone.``), and
+:class:`FastStep` takes the loss as an argument (``loss``: default :func:`gpt_loss`, paper B's is
+:func:`jointtask_lib.paper_b.icl_step.icl_loss_and_grads`, the read-in / read-out / MSE
+counterpart of the embedding, head and cross-entropy here); the flat buffer, clipping, AdamW and
+:meth:`FastStep.keep` do not depend on the model.  The analysis-only ``head_mask`` of the
+in-context model has no fast counterpart (evaluation uses the module's forward).
 
 Correctness is tested in ``tests/test_fast_step.py``: ``torch.autograd.gradcheck`` of
 :class:`FusedLoss` in float64, agreement with autograd on the reference model (float64: 1e-10;
 float32 on real batches of the quick configuration: see the test), identical training curves for
-the first steps, and final accuracies of runs trained with each step.
+the first steps, and final accuracies of runs trained with each step; paper B's loss the same
+way in ``tests/test_fast_step_icl.py``.
 """
 
 from __future__ import annotations
@@ -268,19 +271,33 @@ class FusedLoss(torch.autograd.Function):
         return (None,) * 5 + tuple(g * gout.view(-1, *([1] * (g.dim() - 1))) for g in gs)
 
 
+def gpt_loss(cfg: ModelConfig, p: dict, tokens: torch.Tensor, mask: torch.Tensor, need_grads: bool = True):
+    """:func:`loss_and_grads` on a batch as :meth:`FastStep.train_step` receives it: ``tokens``
+    ``[M, B, T+1]`` (inputs and next tokens) and the target mask ``[M, B, T]``."""
+    return loss_and_grads(cfg, p, tokens[..., :-1], tokens[..., 1:], mask, need_grads)
+
+
 class FastStep:
-    """Training step + AdamW for a stacked :class:`~jointtask_lib.model.GPT`, in place.
+    """Training step + AdamW for a stacked model on the backbone, in place.
 
     Drop-in for :class:`~jointtask_lib.train.StackedAdamW` in ``train_stack`` (same ``params``,
     ``t``, ``keep``, ``state``, ``load``), plus :meth:`train_step`, which does forward, backward,
     per-model clipping and the AdamW update in one call.  On construction the model's parameters
     are replaced by views of one ``[M, P]`` buffer (values unchanged); :meth:`keep` re-binds them
     after the model has been sliced.
+
+    ``loss(cfg, p, a, b, need_grads=True) -> (losses [M], grads by name)`` computes the per-model
+    losses and the gradients of their sum from the parameters ``p`` (by name) and the batch
+    ``(a, b)`` that :meth:`train_step` receives; ``cfg`` is ``model.cfg``.  Default
+    :func:`gpt_loss` (paper A's :class:`~jointtask_lib.model.GPT`: ``a`` = tokens, ``b`` = target
+    mask); paper B's in-context model passes
+    :func:`jointtask_lib.paper_b.icl_step.icl_loss_and_grads` (``a`` = xs, ``b`` = ys).
     """
 
     def __init__(self, model: nn.Module, lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0,
-                 grad_clip: float = 0.0):
+                 grad_clip: float = 0.0, loss=None):
         self.model = model
+        self.loss = gpt_loss if loss is None else loss
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.grad_clip = grad_clip
         names = [nm for nm, _ in model.named_parameters()]
@@ -323,19 +340,22 @@ class FastStep:
             off += size
         return out
 
-    def grads(self, inp, targets, mask) -> tuple[torch.Tensor, torch.Tensor]:
-        """(losses ``[M]``, flat gradient ``[M, P]`` in this object's layout), no update."""
+    def grads(self, a, b) -> tuple[torch.Tensor, torch.Tensor]:
+        """(losses ``[M]``, flat gradient ``[M, P]`` in this object's layout) of the batch
+        ``(a, b)`` (see the class docstring), no update."""
         with torch.no_grad():
-            losses, g = loss_and_grads(self.model.cfg, self.pdict, inp, targets, mask)
+            losses, g = self.loss(self.model.cfg, self.pdict, a, b)
             m = self.flat.shape[0]
             return losses, torch.cat([g[nm].reshape(m, -1) for nm in self.names], 1)
 
     # -- the step ------------------------------------------------------------------------------
     @torch.no_grad()
-    def train_step(self, tokens: torch.Tensor, mask: torch.Tensor, lr: float | None = None) -> torch.Tensor:
-        """One training step on ``tokens`` ``[M, B, T+1]`` with target mask ``[M, B, T]``
-        (:func:`jointtask_lib.train.target_mask`); returns the per-model losses ``[M]``."""
-        losses, g = self.grads(tokens[..., :-1], tokens[..., 1:], mask)
+    def train_step(self, a: torch.Tensor, b: torch.Tensor, lr: float | None = None) -> torch.Tensor:
+        """One training step on the batch ``(a, b)``: with the default loss ``tokens``
+        ``[M, B, T+1]`` and target mask ``[M, B, T]`` (:func:`jointtask_lib.train.target_mask`);
+        with paper B's, ``xs`` ``[M, B, N, d]`` and ``ys`` ``[M, B, N]``.  Returns the per-model
+        losses ``[M]``."""
+        losses, g = self.grads(a, b)
         norms = torch.linalg.vector_norm(g, dim=1)
         self.last_norms = norms
         if self.grad_clip > 0:

@@ -15,7 +15,9 @@ of the per-model mean losses (so every model's gradient is exactly what it would
 gradient clipping computed per model, and an AdamW applied elementwise (identical to training each
 model alone).  Each model keeps its own data, its own initialisation seed and its own stream of
 mini-batches.  A model that has finished (see *early stopping*) is removed from the stack, so it
-stops costing compute.
+stops costing compute.  The loop itself (steps, removing finished models, checkpoint/resume,
+progress, timing) is :class:`StackEngine`, which paper B's trainer
+(:func:`jointtask_lib.paper_b.icl_train.train_icl_stack`) uses too.
 
 * The step (``TrainConfig.step``): ``"fast"`` (default) computes the loss and its gradients by
   hand and updates one flat parameter buffer (:mod:`jointtask_lib.fast_step`); ``"reference"`` is
@@ -533,6 +535,108 @@ def _batch_generators(specs: list[RunSpec]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(1_000_003 * s.seed + 7) for s in specs]
 
 
+class StackEngine:
+    """The one loop that trains a stack of models (paper A's :func:`train_stack`, paper B's
+    :func:`jointtask_lib.paper_b.icl_train.train_icl_stack`): steps, dropping finished models,
+    checkpoint/resume, progress and timing.  What a step trains on and what happens after it are
+    the trainer's (:meth:`run`'s ``draw``, ``step`` and ``after_step``).
+
+    ``active`` lists the runs still in the stack (indices into the trainer's runs, in stack
+    order); :meth:`drop` removes models from the stack (their state goes to ``finished``) and the
+    optimiser state with them (``StackedAdamW`` or :class:`~jointtask_lib.fast_step.FastStep`).
+    A checkpoint (:func:`jointtask_lib.checkpoints.save_stack_checkpoint`) holds the parameters,
+    the optimiser state (``StackedAdamW.state()``'s format for both steps), the random streams,
+    ``active``, ``finished``, the step, the wall and CPU seconds so far, and the trainer's
+    ``extra`` entries; :meth:`resume` restores all of it, so a resumed stack gives the same result
+    as an uninterrupted one.
+    """
+
+    def __init__(self, model, opt, gens: list[torch.Generator], keys: list[str]):
+        self.model, self.opt, self.gens, self.keys = model, opt, gens, list(keys)
+        self.active = list(range(len(keys)))
+        self.finished: dict[int, dict] = {}
+        self.elapsed = 0.0  # wall and CPU seconds of earlier sessions (resume)
+        self.cpu = 0.0
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
+
+    def drop(self, positions) -> None:
+        """Remove the models at stack ``positions`` (their state is kept in ``finished``)."""
+        gone = set(positions)
+        for j in gone:
+            self.finished[self.active[j]] = slice_state(self.model, j)
+        keep = [j for j in range(len(self.active)) if j not in gone]
+        self.active = [self.active[j] for j in keep]
+        if self.active:
+            _select(self.model, self.opt, torch.tensor(keep, dtype=torch.long))
+
+    def wall_seconds(self) -> float:
+        return self.elapsed + time.perf_counter() - self._t0
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process (all its threads) while training, resumed sessions included."""
+        return self.cpu + time.process_time() - self._c0
+
+    def save(self, path, step: int, **extra) -> None:
+        from .checkpoints import save_stack_checkpoint  # the storage layer (bottom floor)
+
+        save_stack_checkpoint(path, self.keys, step, self.model, self.opt, self.gens, active=self.active,
+                              finished=self.finished, elapsed=self.wall_seconds(), cpu=self.cpu_seconds(), **extra)
+
+    def resume(self, path) -> dict | None:
+        """Restore the checkpoint at ``path`` if it is of these runs; returns it (the trainer reads
+        its ``step`` and ``extra`` entries) or ``None`` (nothing touched)."""
+        from .checkpoints import load_checkpoint
+
+        ck = load_checkpoint(path, self.keys) if path else None
+        if ck is None:
+            return None
+        self.active = list(ck["active"]) if "active" in ck else list(range(len(self.keys)))
+        _select(self.model, self.opt, torch.tensor(self.active, dtype=torch.long))
+        self.model.load_state_dict(ck["model"])
+        self.opt.load(ck["opt"])
+        for g, st in zip(self.gens, ck["gens"]):
+            g.set_state(st)
+        self.finished = {int(k): v for k, v in ck.get("finished", {}).items()}
+        self.elapsed, self.cpu = float(ck["elapsed"]), float(ck.get("cpu", 0.0))
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
+        return ck
+
+    def run(self, start: int, steps: int, *, draw, step, after_step=None, progress: bool = False, desc: str = "",
+            checkpoint_path=None, checkpoint_every: int = 500, extra=None) -> None:
+        """Train from ``start`` to ``steps`` (or until no model is left).
+
+        Per step: ``batch = draw(i, active)``, ``losses = step(batch, i)`` (per-model losses of
+        the stack, ``[len(active)]``), ``after_step(i, losses)`` (may call :meth:`drop`); every
+        ``checkpoint_every`` steps (not after the last) a checkpoint with ``extra()``'s entries.
+        """
+        self.model.train()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, initial=start, desc=desc, leave=False)
+        for i in range(start, steps):
+            if not self.active:
+                break
+            losses = step(draw(i, self.active), i)
+            if bar is not None:
+                bar.update(1)
+            if after_step is not None:
+                after_step(i, losses)
+            if not self.active:
+                break
+            if checkpoint_path and (i + 1) % checkpoint_every == 0 and i + 1 < steps:
+                self.save(checkpoint_path, i + 1, **(extra() if extra is not None else {}))
+        if bar is not None:
+            bar.close()
+
+    def states(self) -> list[dict]:
+        """Every run's final state (M=1 state dicts, in run order); call after :meth:`run`."""
+        for j, i in enumerate(self.active):
+            self.finished[i] = slice_state(self.model, j)
+        return [self.finished[i] for i in range(len(self.keys))]
+
+
 def train_stack(
     specs: list[RunSpec],
     *,
@@ -551,8 +655,6 @@ def train_stack(
     later call with the same specs resumes from it, giving the same result as an uninterrupted
     run.
     """
-    from .checkpoints import atomic_torch_save, load_checkpoint  # the storage layer (bottom floor)
-
     if not specs:
         return []
     keys = {s.group_key() for s in specs}
@@ -585,75 +687,58 @@ def train_stack(
         opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                            weight_decay=cfg.weight_decay)
     gens = _batch_generators(specs)
-    active = list(range(m_all))
-    finished: dict[int, dict] = {}
+    engine = StackEngine(model, opt, gens, [s.key() for s in specs])
     curves: list[list[dict]] = [[] for _ in specs]
     stop_reason = ["budget"] * m_all
     steps_done = [cfg.steps] * m_all
     loss_sum = torch.zeros(m_all)
     loss_n = 0
     start_step = 0
-    elapsed = 0.0
 
-    ck = load_checkpoint(checkpoint_path, [s.key() for s in specs]) if checkpoint_path else None
+    ck = engine.resume(checkpoint_path)
     if ck is not None:
-        active = list(ck["active"])
-        _select(model, opt, torch.tensor(active, dtype=torch.long))
-        model.load_state_dict(ck["model"])
-        opt.load(ck["opt"])
-        for g, st in zip(gens, ck["gens"]):
-            g.set_state(st)
-        finished = {int(k): v for k, v in ck["finished"].items()}
         curves = json.loads(ck["curves"])
         stop_reason = list(ck["stop_reason"])
         steps_done = list(ck["steps_done"])
         loss_sum = ck["loss_sum"].clone()
         loss_n = int(ck["loss_n"])
         start_step = int(ck["step"])
-        elapsed = float(ck["elapsed"])
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"d={mcfg.n_embed} M={m_all}", leave=False)
-    t0 = time.perf_counter()
     eval_sets = [s.validation() for s in specs]
     chances = [chance_level(e, cfg.eval_size) for e in eval_sets]
     n_evals = [min(len(e), cfg.eval_size) for e in eval_sets]
-    model.train()
-    for step in range(start_step, cfg.steps):
-        if not active:
-            break
+
+    def draw(step, active):
         rows = [torch.randint(len(trains[i]), (cfg.batch_size,), generator=gens[i]) for i in active]
-        batch = _stack_rows([trains[i] for i in active], rows, dev)
+        return _stack_rows([trains[i] for i in active], rows, dev)
+
+    def train_step(batch, step):
         if cfg.step == "fast":
             mask = target_mask(batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-            losses = opt.train_step(batch["tokens"], mask, lr_at(step, cfg))
-        else:
-            losses = per_model_loss(model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-            for p in model.parameters():
-                p.grad = None
-            losses.sum().backward()
-            clip_per_model(opt.params, cfg.grad_clip)
-            opt.step(lr_at(step, cfg))
+            return opt.train_step(batch["tokens"], mask, lr_at(step, cfg))
+        losses = per_model_loss(engine.model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
+        for p in engine.model.parameters():
+            p.grad = None
+        losses.sum().backward()
+        clip_per_model(opt.params, cfg.grad_clip)
+        opt.step(lr_at(step, cfg))
+        return losses
+
+    def after_step(step, losses):
+        nonlocal loss_n
+        active = engine.active
         loss_sum[active] += losses.detach().cpu()
         loss_n += 1
-        if bar is not None:
-            bar.update(1)
         if not bool(torch.isfinite(losses.detach()).all()):  # diverged: stop those runs, say so
-            bad = [(j, i) for j, i in enumerate(active) if not math.isfinite(float(losses[j].detach()))]
-            for j, i in bad:
-                finished[i], stop_reason[i], steps_done[i] = slice_state(model, j), DIVERGED, step + 1
-            keep = [j for j, i in enumerate(active) if (j, i) not in bad]
-            active = [active[j] for j in keep]
-            if active:
-                _select(model, opt, torch.tensor(keep, dtype=torch.long))
-            else:
-                break
-
+            bad = [j for j, i in enumerate(active) if not math.isfinite(float(losses[j].detach()))]
+            for j in bad:
+                stop_reason[active[j]], steps_done[active[j]] = DIVERGED, step + 1
+            engine.drop(bad)
+            if not engine.active:
+                return
+        active = engine.active
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            res = evaluate_stack(model, [eval_sets[i] for i in active], vocab, max_len,
+            res = evaluate_stack(engine.model, [eval_sets[i] for i in active], vocab, max_len,
                                  limit=cfg.eval_size, generate_cot=False)
             stop_now = []
             for j, i in enumerate(active):
@@ -664,33 +749,20 @@ def train_stack(
                     stop_now.append((j, i, why))
             loss_sum.zero_()
             loss_n = 0
+            for j, i, why in stop_now:
+                stop_reason[i], steps_done[i] = why, step + 1
             if stop_now:
-                for j, i, why in stop_now:
-                    finished[i] = slice_state(model, j)
-                    stop_reason[i] = why
-                    steps_done[i] = step + 1
-                gone = {i for _, i, _ in stop_now}
-                keep = [j for j, i in enumerate(active) if i not in gone]
-                active = [i for i in active if i not in gone]
-                if active:
-                    _select(model, opt, torch.tensor(keep, dtype=torch.long))
-        if checkpoint_path and ((step + 1) % checkpoint_every == 0) and step + 1 < cfg.steps:
-            atomic_torch_save(
-                {
-                    "keys": [s.key() for s in specs], "step": step + 1, "active": active,
-                    "model": model.state_dict(), "opt": opt.state(),
-                    "gens": [g.get_state() for g in gens], "finished": finished,
-                    "curves": json.dumps(curves), "stop_reason": stop_reason, "steps_done": steps_done,
-                    "loss_sum": loss_sum, "loss_n": loss_n,
-                    "elapsed": elapsed + time.perf_counter() - t0,
-                },
-                checkpoint_path,
-            )
-    if bar is not None:
-        bar.close()
-    for j, i in enumerate(active):
-        finished[i] = slice_state(model, j)
-    train_seconds = elapsed + time.perf_counter() - t0
+                engine.drop([j for j, _, _ in stop_now])
+
+    def extra():
+        return {"curves": json.dumps(curves), "stop_reason": stop_reason, "steps_done": steps_done,
+                "loss_sum": loss_sum, "loss_n": loss_n}
+
+    engine.run(start_step, cfg.steps, draw=draw, step=train_step, after_step=after_step, progress=progress,
+               desc=f"d={mcfg.n_embed} M={m_all}", checkpoint_path=checkpoint_path,
+               checkpoint_every=checkpoint_every, extra=extra)
+    finished = dict(enumerate(engine.states()))
+    train_seconds = engine.wall_seconds()
 
     # Final evaluation: all models, rebuilt as one stack, on their full test sets.
     full = GPT(mcfg, m_all).to(dev)

@@ -55,3 +55,17 @@ def test_train_throughput_step_compare_reports_the_ratios(monkeypatch):
     assert set(out["goals"]) == {"fast_ge_2x_reference_step_at_d_le_32", "fast_ge_3x_single_at_d_le_32",
                                  "fast_never_slower_than_reference_step", "fast_never_slower_than_single"}
     assert out["env"]["torch_threads"] == 1
+
+
+def test_icl_throughput_reports_the_step_ratio():
+    it = _load("icl_throughput")
+    small = it.ICLConfig(d=2, n_points=4, n_embed=8, n_layers=1, n_heads=2)
+    out = it.compare(models=(1, 2), reps=1, steps=2, model=small, train=dict(batch_size=4, lr=1e-3, snapshot_prompts=0))
+    assert [r["M"] for r in out["table"]] == [1, 2] and out["ratio_at_M"] == 2
+    for row in out["table"]:
+        f, r = row["fast"]["model_steps_per_cpu_s"], row["reference"]["model_steps_per_cpu_s"]
+        assert f > 0 and r > 0 and row["fast"]["n_samples"] == 1
+        assert abs(row["ratio_fast_vs_reference_step"] - f / r) <= 0.01 * f / r + 1e-3
+        assert row["sampling_cpu_s_per_stack_step"] >= 0
+    assert out["ratio_fast_vs_reference_step"] == out["table"][1]["ratio_fast_vs_reference_step"]
+    assert out["env"]["torch_threads"] == 1 and out["settings"]["model"]["n_embed"] == 8

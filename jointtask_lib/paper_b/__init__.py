@@ -4,6 +4,7 @@ Capabilities?* (NAACL 2024) — in one place.
 ==================  ================================================================================
 ``icl``             curricula, baselines (least squares, k-NN, averaging), error curves, head scores
 ``icl_model``       the in-context regression model: paper A's backbone with a linear read-in/out
+``icl_step``        the model's loss and gradients by hand (read-in, read-out, MSE) for the fast step
 ``icl_train``       stacked training, evaluation and run records (through :mod:`jointtask_lib.runs`)
 ``records``         the run records as typed objects (curves, evaluations, runs); on disk unchanged
 ``plots_icl``       figures of notebook 09

@@ -25,6 +25,13 @@ How it is trained (paper B / Garg et al.)
   weight decay, no gradient clipping, betas (0.9, 0.999).
 * Runs that share a model shape and recipe train together as one stack (leading model axis): the
   loss is the sum of the per-model losses, so each model's gradient and update are its own.
+* The step (``ICLTrainConfig.step``): ``"fast"`` (default) is paper A's hand-written step
+  (:class:`~jointtask_lib.fast_step.FastStep`: one flat parameter buffer, per-model clipping, flat
+  AdamW) with paper B's read-in / read-out / MSE (:mod:`jointtask_lib.paper_b.icl_step`);
+  ``"reference"`` is autograd on :class:`~jointtask_lib.paper_b.icl_model.ICLModel` +
+  :class:`~jointtask_lib.train.StackedAdamW`.  Same loss, same recipe; they differ by float
+  rounding only (tests/test_fast_step_icl.py), which grows over thousands of steps, so the step
+  is part of the run's key.  Checkpoints are interchangeable (same optimiser-state format).
 * The per-step log (task index and loss of every step) is saved with the run (``log.pt``), so the
   data each task received is exact, not an expectation: ``record["exposure"]``.
 * At the end of each curriculum third (``snapshots``: steps T/3, 2T/3, T) every model is evaluated
@@ -52,7 +59,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,11 +68,12 @@ import torch
 from . import icl
 from .. import runs as run_cache
 from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
-from ..checkpoints import atomic_torch_save, resume_stack_checkpoint, save_stack_checkpoint
+from .icl_step import icl_fast_step
+from ..checkpoints import atomic_torch_save
 from ..runs import RunKind, environment_info, run_dir, write_record
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
-from ..model import slice_state, stack_states
-from ..train import StackedAdamW, clip_per_model, resolve_device
+from ..model import stack_states
+from ..train import StackedAdamW, StackEngine, clip_per_model, resolve_device
 from ..validate import check_bool, check_choice, check_float, check_int
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 3 = the key also
@@ -76,6 +83,8 @@ RUN_FORMAT = 3
 # 2: training prompts from their own stream (PROMPT_STREAM + seed), no longer the initialisation's
 #    seed; read-in/out initialised from 2**30 + seed (2**32 + seed was truncated back to seed).
 PAPER_TASKS = ("linear", "quadratic", "cubic")
+#: The training steps (``ICLTrainConfig.step``): the hand-written one and autograd's.
+STEPS = ("fast", "reference")
 # The labels (ICLRunSpec.label) of the models notebook 09 trains: the three multi-task curricula
 # over PAPER_TASKS and one single-task model per class.
 MODEL_LABELS = ("mixed", "sequential", "random") + tuple(f"single:{t}" for t in PAPER_TASKS)
@@ -125,6 +134,7 @@ class ICLTrainConfig:
     grad_clip: float = 0.0  # 0 = off (the paper does not clip)
     snapshot_prompts: int = 256  # prompts per class for the block-end snapshots (0 = none)
     log_every: int = 100  # bin width of the curves stored in record.json
+    step: str = "fast"  # "fast": jointtask_lib.paper_b.icl_step (hand-written); "reference": autograd
 
     def __post_init__(self):
         check_int("steps", self.steps, lo=3)
@@ -137,6 +147,7 @@ class ICLTrainConfig:
         check_float("grad_clip", self.grad_clip, lo=0.0)
         check_int("snapshot_prompts", self.snapshot_prompts, lo=0)
         check_int("log_every", self.log_every, lo=1)
+        check_choice("step", self.step, STEPS)
 
     def lr_at(self, step: int) -> float:
         return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
@@ -264,67 +275,84 @@ def _snapshot(model: ICLModel, specs: list[ICLRunSpec], step: int, classes=PAPER
     return out
 
 
+def icl_optimiser(model: ICLModel, tc: ICLTrainConfig):
+    """``(opt, train_step)`` for the recipe ``tc``: the optimiser (its ``state()``/``load()`` is
+    what checkpoints hold, StackedAdamW's format for both steps) and ``train_step(xs, ys, lr)``,
+    one training step of the stack (forward, backward, per-model clipping when ``grad_clip > 0``,
+    AdamW) returning the per-model MSE ``[M]`` (detached).  ``tc.step`` picks the step."""
+    if tc.step == "fast":
+        opt = icl_fast_step(model, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay,
+                            grad_clip=tc.grad_clip)
+        return opt, opt.train_step
+    opt = StackedAdamW(list(model.parameters()), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
+
+    def reference_step(xs, ys, lr):
+        per_model = (model(xs, ys) - ys).square().mean(dim=(1, 2))  # [M]
+        for p in model.parameters():
+            p.grad = None
+        per_model.sum().backward()
+        if tc.grad_clip > 0:
+            clip_per_model(opt.params, tc.grad_clip)
+        opt.step(lr)
+        return per_model.detach()
+
+    return opt, reference_step
+
+
 def train_icl_stack(specs: list[ICLRunSpec], *, device: str = "auto", progress: bool = False,
                     checkpoint_path=None, checkpoint_every: int = 1000) -> list[ICLRunResult]:
-    """Train one group of runs as a stack; resume from ``checkpoint_path`` if it holds these runs."""
+    """Train one group of runs as a stack; resume from ``checkpoint_path`` if it holds these runs.
+
+    The loop (steps, checkpoints every ``checkpoint_every`` steps, resume, progress, timing) is paper
+    A's :class:`~jointtask_lib.train.StackEngine`; what is paper B's: the prompts of each step, the
+    step (:func:`icl_optimiser`), the per-step loss log and the block-end snapshots."""
     _check_group(specs)
     check_int("checkpoint_every", checkpoint_every, lo=1)
     dev = resolve_device(device)
     cfg, tc = specs[0].model, specs[0].train
     m = len(specs)
     model = ICLModel(cfg, m, seeds=[s.seed for s in specs]).to(dev)
-    opt = StackedAdamW(list(model.parameters()), lr=tc.lr, betas=(tc.beta1, tc.beta2),
-                       weight_decay=tc.weight_decay)
+    opt, train_step = icl_optimiser(model, tc)
     scheds = [s.schedule() for s in specs]
     gens = [prompt_generator(s.seed) for s in specs]
     losses = np.zeros((m, tc.steps), dtype=np.float32)
     snaps: list[list[dict]] = [[] for _ in specs]
     snap_at = set(snapshot_steps(tc.steps)) if tc.snapshot_prompts else set()
-    start, elapsed, cpu = 0, 0.0, 0.0
+    start = 0
     keys = [s.key() for s in specs]
+    engine = StackEngine(model, opt, gens, keys)  # paper A's loop: steps, checkpoints, progress
 
-    ck = resume_stack_checkpoint(checkpoint_path, keys, model, opt, gens)
+    ck = engine.resume(checkpoint_path)
     if ck is not None:
         start = int(ck["step"])
         losses[:, :start] = ck["losses"][:, :start].numpy()
         snaps = json.loads(ck["snapshots"])
-        elapsed, cpu = float(ck["elapsed"]), float(ck["cpu"])
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tc.steps, initial=start, desc=f"ICL M={m}", leave=False)
-    t0, c0 = time.perf_counter(), time.process_time()
     norm = float(cfg.d)
-    model.train()
-    for step in range(start, tc.steps):
-        xs, ys = _sample_step(specs, scheds, gens, step, dev)
-        preds = model(xs, ys)
-        per_model = (preds - ys).square().mean(dim=(1, 2))  # [M]
-        for p in model.parameters():
-            p.grad = None
-        per_model.sum().backward()
-        if tc.grad_clip > 0:
-            clip_per_model(opt.params, tc.grad_clip)
-        opt.step(tc.lr_at(step))
+
+    def draw(step, active):  # every model trains every step (no run stops early)
+        return _sample_step(specs, scheds, gens, step, dev)
+
+    def step_fn(batch, step):
+        return train_step(*batch, tc.lr_at(step))
+
+    def after_step(step, per_model):
         losses[:, step] = (per_model.detach() / norm).cpu().numpy()
-        if bar is not None:
-            bar.update(1)
         if step + 1 in snap_at:
             for i, snap in enumerate(_snapshot(model, specs, step + 1)):
                 snaps[i].append(snap)
-        if checkpoint_path and (step + 1) % checkpoint_every == 0 and step + 1 < tc.steps:
-            save_stack_checkpoint(checkpoint_path, keys, step + 1, model, opt, gens,
-                                  losses=torch.from_numpy(losses.copy()), snapshots=json.dumps(snaps),
-                                  elapsed=elapsed + time.perf_counter() - t0, cpu=cpu + time.process_time() - c0)
-    if bar is not None:
-        bar.close()
-    seconds = elapsed + time.perf_counter() - t0
+
+    def extra():
+        return {"losses": torch.from_numpy(losses.copy()), "snapshots": json.dumps(snaps)}
+
+    engine.run(start, tc.steps, draw=draw, step=step_fn, after_step=after_step, progress=progress,
+               desc=f"ICL M={m}", checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, extra=extra)
+    seconds = engine.wall_seconds()
     # CPU time of this process (all its threads) while training: on a shared machine the wall
     # time says how busy the others were, the CPU time what the training itself cost.
-    stack = {"id": _hash(keys), "size": m, "wall_seconds": seconds, "cpu_seconds": cpu + time.process_time() - c0}
-    return [ICLRunResult(spec=s, state=slice_state(model, i), task_log=scheds[i], loss_log=losses[i],
+    stack = {"id": _hash(keys), "size": m, "wall_seconds": seconds, "cpu_seconds": engine.cpu_seconds()}
+    states = engine.states()
+    return [ICLRunResult(spec=s, state=states[i], task_log=scheds[i], loss_log=losses[i],
                          snapshots=snaps[i], train_seconds=seconds, stack=stack) for i, s in enumerate(specs)]
 # ============================================================================================
 # Curves from the per-step log
@@ -762,7 +790,7 @@ def late_error(curve, start: int) -> float:
 __all__ = [
     "PAPER_TASKS", "EVAL_SEED", "SNAPSHOT_SEED", "PROMPT_STREAM", "MAX_TRAIN_SEED", "prompt_generator",
     "ICLTrainConfig", "ICLRunSpec", "ICLRunResult", "ICLEvalConfig", "ICL_RUNS", "MASK_CONDITIONS",
-    "snapshot_steps", "train_icl_stack", "task_loss_curves", "rolling_mean", "icl_root", "load_icl_record",
+    "snapshot_steps", "icl_optimiser", "train_icl_stack", "task_loss_curves", "rolling_mean", "icl_root", "load_icl_record",
     "load_icl_log", "load_icl_models", "train_or_load", "head_scores", "random_control_heads",
     "evaluate_stack", "evaluate_or_load", "BASELINES", "CORRECT_FITS", "fit_positions_default",
     "baseline_curves", "tail_error", "late_error",
