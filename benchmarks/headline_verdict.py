@@ -100,7 +100,8 @@ def main(argv=None) -> int:
         "partial": len(have) < len(records),
         "level": LEVEL,
         "verdicts": [
-            {"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "test": r.get("test"),
+            {"claim": r["claim"], "verdict": r["verdict"], "paper_value": r.get("paper_value"),
+             "magnitude": r.get("magnitude"), "ours": r["ours"], "test": r.get("test"),
              "p": r.get("p"), "p_holm": r.get("p_holm"), "ci": r.get("ci"), "n_runs": r.get("n_runs"),
              "rules": r.get("rules")}
             for r in rows

@@ -73,3 +73,34 @@ def test_verdict_on_smoke_runs(tmp_path, capsys):
                 c[1] += 1
         assert got["learned_by_width"][mix] == mine
     assert got["pooled"]["ADD+MAX+MED vs ADD, mod 10"]["n_runs"] == 12
+
+
+def test_quick_cost_projects_from_measured_stacks(tmp_path, capsys):
+    """benchmarks/quick_cost.py: seconds per run-step measured on the trained stacks, applied to
+    every run of the preset's sweep files that has no record yet (recomputed here)."""
+    spec = importlib.util.spec_from_file_location("quick_cost", ROOT / "benchmarks" / "quick_cost.py")
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    assert qc.main(["--results", str(tmp_path), "--preset", "smoke"]) == 2  # nothing trained yet
+    records = run_sweep(load_sweep(HEADLINE, "smoke"), tmp_path, progress=False)
+    out = tmp_path / "cost.json"
+    assert qc.main(["--results", str(tmp_path), "--preset", "smoke", "--workers", "2", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    per_step = {}
+    for w in (8, 12, 16):
+        recs = [r for r in records if r["spec"]["arch"]["n_embed"] == w]
+        stack_seconds = sum({r["train_seconds"] for r in recs})
+        per_step[w] = stack_seconds / sum(r["spec"]["train"]["steps"] for r in recs)
+    assert got["measured_seconds_per_run_step_by_width"] == {str(w): pytest.approx(v, rel=1e-3) for w, v in per_step.items()}
+    specs = {}
+    for f in sorted((ROOT / "params" / "sweeps").glob("*.yaml")):
+        for s in load_sweep(f, "smoke").specs:
+            specs.setdefault(s.key(), s)
+            if s.init is not None:
+                specs.setdefault(s.init.key(), s.init)
+    done = {r["key"] for r in records}
+    missing = [s for k, s in specs.items() if k not in done]
+    assert got["runs_missing"] == len(missing) and got["runs_with_records"] == 12
+    near = lambda w: per_step[min(per_step, key=lambda m: (abs(m - w), -m))]  # noqa: E731
+    expect = sum(near(s.arch.n_embed) * s.train.steps for s in missing) / 2 / 60
+    assert got["projected_training_minutes_for_missing"] == pytest.approx(expect, abs=0.051)

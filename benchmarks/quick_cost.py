@@ -1,0 +1,100 @@
+"""What the quick design's training costs, projected from runs already trained on this machine.
+
+``make reproduce`` at the quick preset trains every run of the quick sweep files
+(``params/sweeps/*.yaml``).  This script reads the records of the runs already in a results root
+(e.g. the headline pair, ``benchmarks/headline.yaml``), takes from them the measured wall time of a
+stack per run at each width (``train_seconds`` is the stack's time; every record of a stack carries
+it), and projects the training time of every quick run that has no record yet:
+
+    projected seconds = sum over missing runs of (seconds per run-step at the nearest measured
+                        width) x (the run's steps) / workers
+
+It is a projection, not a measurement: stacks of other sizes stack less or more efficiently, the
+permutation runs have a smaller vocabulary than the ListOps runs they are costed as, early stopping
+depends on the task, and notebook 09 (paper B) and the notebooks' analyses come on top.  Prints
+one JSON object; ``--out FILE`` writes it.
+
+    python benchmarks/quick_cost.py --results results --out benchmarks/measured/quick_cost_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from jointtask_lib.paths import emit_json, results_dir  # noqa: E402
+from jointtask_lib.runs import load_record  # noqa: E402
+from jointtask_lib.sweep import load_sweep  # noqa: E402
+
+def measured_cost(records) -> dict[int, float]:
+    """``{width: wall seconds per run and training step}`` from finished records: each stack's
+    ``train_seconds`` (carried by every record of the stack) counted once, divided by the run-steps
+    of the runs it held (their budgets, ``spec.train.steps``, whether or not they stopped early)."""
+    stacks = defaultdict(set)
+    run_steps = defaultdict(int)
+    for r in records:
+        t = r.get("train_seconds")
+        if isinstance(t, (int, float)):
+            w = int(r["spec"]["arch"]["n_embed"])
+            stacks[w].add(round(float(t), 3))
+            run_steps[w] += int(r["spec"]["train"]["steps"])
+    return {w: sum(ts) / run_steps[w] for w, ts in sorted(stacks.items())}
+
+
+def nearest(cost: dict[int, float], width: int) -> float:
+    return cost[min(cost, key=lambda w: (abs(w - width), -w))]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default="")
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="")
+    a = ap.parse_args(argv)
+    root = results_dir(a.results)
+
+    specs = {}
+    for f in sorted(glob.glob(os.path.join(ROOT, "params", "sweeps", "*.yaml"))):
+        for s in load_sweep(f, a.preset).specs:
+            specs.setdefault(s.key(), s)
+            if s.init is not None:
+                specs.setdefault(s.init.key(), s.init)
+    done, missing = [], []
+    for s in specs.values():
+        r = load_record(root, s)
+        (done if r is not None else missing).append((s, r))
+    cost = measured_cost([r for _, r in done])
+    if not cost:
+        print(f"no finished run under {root}: nothing to project from", file=sys.stderr)
+        return 2
+    per_width = defaultdict(lambda: [0, 0.0])
+    for s, _ in missing:
+        c = per_width[s.arch.n_embed]
+        c[0] += 1
+        c[1] += nearest(cost, s.arch.n_embed) * s.train.steps
+    total = sum(c[1] for c in per_width.values())
+    emit_json({
+        "preset": a.preset,
+        "runs_in_design": len(specs),
+        "runs_with_records": len(done),
+        "runs_missing": len(missing),
+        "measured_seconds_per_5000_step_run_by_width": {str(w): round(v * 5000, 1) for w, v in cost.items()},
+        "measured_seconds_per_run_step_by_width": {str(w): v for w, v in cost.items()},
+        "missing_by_width": {str(w): c[0] for w, c in sorted(per_width.items())},
+        "workers": a.workers,
+        "projected_training_minutes_for_missing": round(total / a.workers / 60, 1),
+        "note": "projection from measured stacks of this results root; notebook 09 and the analyses come on top",
+    }, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
