@@ -73,7 +73,7 @@ from ..checkpoints import atomic_torch_save
 from ..runs import RunKind, environment_info, run_dir, write_record
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
 from ..model import stack_states
-from ..train import StackedAdamW, StackEngine, clip_per_model, resolve_device
+from ..train import StackedAdamW, StackEngine, autograd_step, resolve_device
 from ..validate import check_bool, check_choice, check_float, check_int
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 3 = the key also
@@ -288,13 +288,7 @@ def icl_optimiser(model: ICLModel, tc: ICLTrainConfig):
 
     def reference_step(xs, ys, lr):
         per_model = (model(xs, ys) - ys).square().mean(dim=(1, 2))  # [M]
-        for p in model.parameters():
-            p.grad = None
-        per_model.sum().backward()
-        if tc.grad_clip > 0:
-            clip_per_model(opt.params, tc.grad_clip)
-        opt.step(lr)
-        return per_model.detach()
+        return autograd_step(per_model, opt, tc.grad_clip, lr)  # paper A's update
 
     return opt, reference_step
 
