@@ -71,6 +71,7 @@ from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
 from .icl_step import icl_fast_step
 from ..checkpoints import atomic_torch_save
 from ..runs import RunKind, environment_info, run_dir, write_record
+from ..schema import ICL_TRAIN, check_fields
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
 from ..model import stack_states
 from ..train import StackedAdamW, StackEngine, autograd_step, resolve_device
@@ -83,8 +84,6 @@ RUN_FORMAT = 3
 # 2: training prompts from their own stream (PROMPT_STREAM + seed), no longer the initialisation's
 #    seed; read-in/out initialised from 2**30 + seed (2**32 + seed was truncated back to seed).
 PAPER_TASKS = ("linear", "quadratic", "cubic")
-#: The training steps (``ICLTrainConfig.step``): the hand-written one and autograd's.
-STEPS = ("fast", "reference")
 # The labels (ICLRunSpec.label) of the models notebook 09 trains: the three multi-task curricula
 # over PAPER_TASKS and one single-task model per class.
 MODEL_LABELS = ("mixed", "sequential", "random") + tuple(f"single:{t}" for t in PAPER_TASKS)
@@ -137,17 +136,7 @@ class ICLTrainConfig:
     step: str = "fast"  # "fast": jointtask_lib.paper_b.icl_step (hand-written); "reference": autograd
 
     def __post_init__(self):
-        check_int("steps", self.steps, lo=3)
-        check_int("batch_size", self.batch_size, lo=1)
-        check_float("lr", self.lr, lo=0.0, lo_open=True)
-        check_int("warmup", self.warmup, lo=0)
-        check_float("beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
-        check_float("beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
-        check_float("weight_decay", self.weight_decay, lo=0.0)
-        check_float("grad_clip", self.grad_clip, lo=0.0)
-        check_int("snapshot_prompts", self.snapshot_prompts, lo=0)
-        check_int("log_every", self.log_every, lo=1)
-        check_choice("step", self.step, STEPS)
+        check_fields(self, ICL_TRAIN)  # the bounds of jointtask_lib.schema (paper A's, where shared)
 
     def lr_at(self, step: int) -> float:
         return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
