@@ -90,7 +90,6 @@ class Trainer:
     def __init__(self, variant: str, d: int, m: int, mode: str = "stack", seed0: int = 0, compile: bool = False,
                  step: str = "reference"):
         task = TaskConfig(ops=OPS, modulus=10, **VARIANTS[variant])
-        self.step_kind = step
         self.spec = RunSpec(task=task, arch=Arch(n_embed=d),
                             train=TrainConfig(batch_size=BATCH, n_train=4000, lr=LR, step=step))
         self.train, _ = self.spec.data()
