@@ -1,8 +1,12 @@
 """Training throughput of stacked models vs the same models trained one after another (CPU/GPU).
 
 What one "step" is: exactly the inner loop of :func:`jointtask_lib.train.train_stack` — draw each
-model's rows, gather them with ``_stack_rows`` (cropped to the longest example in the stack),
-``per_model_loss`` forward, backward of the summed loss, ``clip_per_model``, ``StackedAdamW.step``.
+model's rows, gather them with ``_stack_rows`` (cropped to the longest example in the stack), then
+the library's own step, :func:`jointtask_lib.train.stack_optimiser`'s ``train_step`` (the one
+``train_stack`` and ``StackEngine`` run): ``"reference"`` = ``per_model_loss`` forward, backward of
+the summed loss, ``clip_per_model``, ``StackedAdamW.step`` (:func:`~jointtask_lib.train.autograd_step`);
+``"fast"`` = :class:`~jointtask_lib.fast_step.FastStep`.  The torch.func/vmap and torch.compile
+routes below replace only the forward/loss and update through the same ``autograd_step``.
 Data are real ListOps batches (mod 10, ops ADD/MAX/MED, batch 32): ``long`` = depth 3 (3 args,
 block size 98), ``short`` = depth 2 (block size 31).
 
@@ -56,11 +60,10 @@ if ROOT not in sys.path:
 
 import torch  # noqa: E402
 
-from jointtask_lib.fast_step import FastStep  # noqa: E402
 from jointtask_lib.model import GPT  # noqa: E402
 from jointtask_lib.tasks import TaskConfig  # noqa: E402
 from jointtask_lib.train import (  # noqa: E402
-    Arch, RunSpec, StackedAdamW, TrainConfig, _stack_rows, clip_per_model, per_model_loss, target_mask,
+    Arch, RunSpec, StackedAdamW, TrainConfig, _stack_rows, autograd_step, per_model_loss, stack_optimiser, target_mask,
 )
 
 VARIANTS = {"long": dict(depth=3, max_args=3), "short": dict(depth=2, max_args=3),
@@ -73,32 +76,32 @@ MIN_MODEL_STEPS = 8  # and at least this many model-steps (e.g. 8 single-model s
 
 
 # ------------------------------------------------------------------------------------------------
-# One training step, exactly as train_stack does it
+# One training step: the library's (train.stack_optimiser), the one train_stack runs
 # ------------------------------------------------------------------------------------------------
 
 
 class Trainer:
-    """M stacked models (``mode='stack'``) or their torch.func/vmap equivalent (``mode='vmap'``)."""
+    """M stacked models (``mode='stack'``) or their torch.func/vmap equivalent (``mode='vmap'``).
+
+    ``mode='stack'`` trains with :func:`jointtask_lib.train.stack_optimiser` for the recipe
+    ``TrainConfig(step=step, lr=LR, batch_size=BATCH)`` (weight decay 0.1, clipping at 1.0: the
+    library's defaults), i.e. exactly the step a sweep runs."""
 
     def __init__(self, variant: str, d: int, m: int, mode: str = "stack", seed0: int = 0, compile: bool = False,
                  step: str = "reference"):
         task = TaskConfig(ops=OPS, modulus=10, **VARIANTS[variant])
-        self.step_kind = step
-        self.spec = RunSpec(task=task, arch=Arch(n_embed=d), train=TrainConfig(batch_size=BATCH, n_train=4000))
+        self.spec = RunSpec(task=task, arch=Arch(n_embed=d),
+                            train=TrainConfig(batch_size=BATCH, n_train=4000, lr=LR, step=step))
         self.train, _ = self.spec.data()
         self.cfg = self.spec.model_config()
         self.pad = self.spec.vocab().pad_id
         self.m, self.mode = m, mode
         self.seed0 = seed0
         self.gens = [torch.Generator().manual_seed(seed0 + i) for i in range(m)]
+        self.library_step = None
         if mode == "stack":
             self.model = GPT(self.cfg, m, seeds=list(range(seed0, seed0 + m)))
-            if step == "fast":
-                self.opt = FastStep(self.model, lr=LR, weight_decay=0.1, grad_clip=1.0)
-                params = self.opt.params
-            else:
-                params = list(self.model.parameters())
-                self.opt = StackedAdamW(params, lr=LR, weight_decay=0.1)
+            self.opt, self.library_step = stack_optimiser(self.model, self.spec.train, self.pad)
         else:
             from torch.func import functional_call, stack_module_state
 
@@ -113,12 +116,14 @@ class Trainer:
 
             self.fwd = torch.func.vmap(fwd)
             params = list(self.params.values())
-            self.opt = StackedAdamW(params, lr=LR, weight_decay=0.1)
+            tc = self.spec.train
+            self.opt = StackedAdamW(params, lr=LR, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
             self.opt.decay = [v.dim() >= 4 for v in params]  # same decay set as the stack
             self.model = None
-        self.params_list = params
         self.compiled = None
         if compile:
+            if step != "reference":
+                raise ValueError("compile=True replaces the reference step's forward; got step=" + repr(step))
             pad = self.pad
 
             def loss_fn(model, tokens, prompt_len):
@@ -134,8 +139,6 @@ class Trainer:
         # vmap route: [M, B, T] -> [M, 1, B, T] for M=1 modules; same masked mean loss
         import torch.nn.functional as F
 
-        from jointtask_lib.train import target_mask
-
         logits = self.fwd(self.params, self.buffers, tokens[:, None, :, :-1])[:, 0]
         targets = tokens[..., 1:]
         mask = target_mask(tokens, prompt_len, self.pad, "after_eq")
@@ -145,16 +148,10 @@ class Trainer:
     def step(self) -> int:
         rows = [torch.randint(len(self.train), (BATCH,), generator=g) for g in self.gens]
         batch = _stack_rows([self.train] * self.m, rows, "cpu")
-        if self.step_kind == "fast":  # exactly train_stack's fast branch
-            mask = target_mask(batch["tokens"], batch["prompt_len"], self.pad, "after_eq")
-            self.opt.train_step(batch["tokens"], mask, LR)
-            return batch["tokens"].shape[-1] - 1
-        losses = self._loss(batch["tokens"], batch["prompt_len"])
-        for p in self.params_list:
-            p.grad = None
-        losses.sum().backward()
-        clip_per_model(self.opt.params, 1.0)
-        self.opt.step(LR)
+        if self.library_step is not None and self.compiled is None:  # the step train_stack runs
+            self.library_step(batch["tokens"], batch["prompt_len"], LR)
+        else:  # vmap / torch.compile forward, the library's update
+            autograd_step(self._loss(batch["tokens"], batch["prompt_len"]), self.opt, self.spec.train.grad_clip, LR)
         return batch["tokens"].shape[-1] - 1  # input length T of this step
 
     def flops_per_model_step(self, t: int) -> float:

@@ -1,5 +1,6 @@
 """Storage of torch objects, on the bottom floor beside :mod:`jointtask_lib.paths`: atomic
-``torch.save`` and the checkpoints of a stack being trained.
+``torch.save`` and the checkpoints of a stack being trained (written by
+:meth:`jointtask_lib.train.StackEngine.save`, restored by :meth:`~jointtask_lib.train.StackEngine.resume`).
 
 Every trainer (paper A's :func:`jointtask_lib.train.train_stack`, paper B's
 :func:`jointtask_lib.paper_b.icl_train.train_icl_stack`) and the run cache (:mod:`jointtask_lib.runs`)
@@ -38,23 +39,9 @@ def save_stack_checkpoint(path, keys: list[str], step: int, model, opt, gens, **
 
     ``opt`` is a :class:`~jointtask_lib.train.StackedAdamW` (``state()``/``load()``); ``gens`` the
     stack's ``torch.Generator`` objects; ``extra`` anything else the trainer needs to resume
-    (tensors, numbers, strings: ``torch.load(weights_only=True)`` must read it back).
+    (tensors, numbers, strings: ``torch.load(weights_only=True)`` must read it back).  Read back by
+    :meth:`jointtask_lib.train.StackEngine.resume` (through :func:`load_checkpoint`), the one place
+    a stack is restored.
     """
     atomic_torch_save({"keys": list(keys), "step": int(step), "model": model.state_dict(), "opt": opt.state(),
                        "gens": [g.get_state() for g in gens], **extra}, path)
-
-
-def resume_stack_checkpoint(path, keys: list[str], model, opt, gens) -> dict | None:
-    """Restore what :func:`save_stack_checkpoint` saved for exactly these runs, in place.
-
-    Returns the checkpoint (``step`` and the trainer's ``extra`` entries), or ``None`` (and
-    touches nothing) when there is no checkpoint of these runs at ``path``.
-    """
-    ck = load_checkpoint(path, keys) if path else None
-    if ck is None:
-        return None
-    model.load_state_dict(ck["model"])
-    opt.load(ck["opt"])
-    for g, st in zip(gens, ck["gens"]):
-        g.set_state(st)
-    return ck

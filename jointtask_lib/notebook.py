@@ -200,13 +200,15 @@ def _float(lo=None, hi=None, lo_open=False, hi_open=False) -> Rule:
 class FieldRule:
     """A parameter that *is* a configuration field (``many``: a list of its values): its rule is
     built from the field's declaration in :mod:`jointtask_lib.schema` when it is looked up
-    (:func:`rule_for`), so a preset rule and the library cannot disagree."""
+    (:func:`rule_for`), so a preset rule and the library cannot disagree.  ``section``: look the
+    field up in that schema section only (e.g. ``"icl_train"``, paper B's recipe)."""
 
     field: str
     many: bool = False
+    section: str | None = None  # paper B's recipe repeats paper A's names: "icl_train" picks its own
 
     def rule(self) -> Rule:
-        p = schema.param(self.field)
+        p = schema.param(self.field, self.section)
         if p.kind in ("int", "float"):
             kind = ("ints" if p.kind == "int" else "floats") if self.many else p.kind
             if kind == "floats":  # pragma: no cover - no list-of-floats field yet
@@ -260,10 +262,11 @@ NOTEBOOK_RULES: dict[str, dict[str, Rule | FieldRule]] = {
         # the prompt and the transformer (ICLConfig): bounds of jointtask_lib.schema.ICL_PROMPT and ARCH
         "n_points": FieldRule("n_points"), "n_embed": FieldRule("n_embed"), "n_layers": FieldRule("n_layers"),
         "n_heads": FieldRule("n_heads"),
-        "steps": _int(3), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "warmup": _int(0),
+        # the training recipe (ICLTrainConfig): bounds of jointtask_lib.schema.ICL_TRAIN
+        **{k: FieldRule(k, section="icl_train") for k in ("steps", "batch_size", "lr", "warmup", "snapshot_prompts")},
         "seeds": Rule("ints", lo=0, hi=MAX_SEED), "other_seeds": Rule("ints", lo=0, hi=MAX_SEED),
         "n_eval_prompts": _int(2),
-        "n_score_prompts": _int(1), "n_mask": _int(0), "snapshot_prompts": _int(0),
+        "n_score_prompts": _int(1), "n_mask": _int(0),
         "converge_frac": _float(0.0, 1.0, lo_open=True), "fit_positions": Rule("ints", lo=1, min_len=0),
         "shift_x_scale": _float(0.0, lo_open=True),
         "shift_models": Rule("choices", choices=_icl_labels()),

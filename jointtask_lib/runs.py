@@ -44,9 +44,7 @@ import torch
 
 from . import __version__
 from . import progress as progress_mod
-from .checkpoints import (  # noqa: F401  (re-exported: the run cache's storage layer)
-    atomic_torch_save, load_checkpoint, resume_stack_checkpoint, save_stack_checkpoint,
-)
+from .checkpoints import atomic_torch_save
 from .paths import atomic_write_json
 from .records import Record
 from .train import RunResult, RunSpec, load_model, train_stack

@@ -19,8 +19,9 @@ This module sits low in the import graph (it imports only :mod:`jointtask_lib.va
 and ``jointtask notebooks`` read it without importing torch.  Bounds that need a task family's
 registry (which operations exist, how many arguments each takes) are checked by
 :class:`~jointtask_lib.tasks.TaskConfig` against the registry; their entries here say so.  Paper B's
-prompt shape (:data:`ICL_PROMPT`) is here too; its training recipe
-(``paper_b.icl_train.ICLTrainConfig``) still declares its own bounds.
+prompt shape (:data:`ICL_PROMPT`) and training recipe (:data:`ICL_TRAIN`, checked by
+``paper_b.icl_train.ICLTrainConfig``; notebook 09's ``steps``, ``batch_size``, ``lr``, ``warmup``
+and ``snapshot_prompts`` rules) are here too.
 
 One name per quantity
 ---------------------
@@ -210,6 +211,28 @@ ICL_PROMPT: dict[str, Param] = {
     "n_points": _int("in-context (x, f(x)) pairs per prompt", 1, cli=None),
 }
 
+#: Paper B's optimisation recipe (:class:`~jointtask_lib.paper_b.icl_train.ICLTrainConfig`; notebook
+#: 09's parameters of the same names).  A field it shares with :data:`TRAIN` is the same quantity
+#: under the same name and *is* TRAIN's declaration, except ``steps``: paper B's trainer needs at
+#: least 3 (the block-end snapshots are taken at the ends of three thirds of the budget).
+ICL_TRAIN: dict[str, Param] = {
+    "steps": _int("training steps (at least 3: the snapshots split the budget in thirds)", 3, cli=None),
+    "batch_size": TRAIN["batch_size"],
+    "lr": TRAIN["lr"],
+    "warmup": TRAIN["warmup"],
+    "beta1": TRAIN["beta1"],
+    "beta2": TRAIN["beta2"],
+    "weight_decay": TRAIN["weight_decay"],
+    "grad_clip": TRAIN["grad_clip"],
+    "snapshot_prompts": _int("prompts per function class for the block-end snapshots (0: none)", 0, cli=None),
+    "log_every": _int("bin width, in steps, of the loss curves stored in the record", 1, cli=None),
+    "step": TRAIN["step"],
+}
+
+#: Paper B's sections (its field names may repeat paper A's: see :data:`ICL_TRAIN`); a notebook rule
+#: names the section (:class:`jointtask_lib.notebook.FieldRule`'s ``section``).
+PAPER_B_SECTIONS: dict[str, dict[str, Param]] = {"icl_prompt": ICL_PROMPT, "icl_train": ICL_TRAIN}
+
 #: Every section, by the name a sweep file and a stored spec give it.
 SECTIONS: dict[str, dict[str, Param]] = {"task": TASK, "arch": ARCH, "train": TRAIN, "run": RUN}
 
@@ -218,8 +241,12 @@ GRID_FIELDS: dict[str, str] = {"widths": "n_embed", "moduli": "modulus", "perm_k
                                "seeds": "seed"}
 
 
-def param(name: str) -> Param:
-    """The declaration of field ``name`` (names are unique across the sections)."""
+def param(name: str, section: str | None = None) -> Param:
+    """The declaration of field ``name`` (names are unique across paper A's sections and
+    :data:`ICL_PROMPT`); ``section`` (a key of :data:`SECTIONS` or :data:`PAPER_B_SECTIONS`) looks
+    in that section only (paper B's recipe repeats paper A's names)."""
+    if section is not None:
+        return (SECTIONS | PAPER_B_SECTIONS)[section][name]
     for section in (*SECTIONS.values(), MODEL_SHAPE, ICL_PROMPT):
         if name in section:
             return section[name]

@@ -317,6 +317,46 @@ def clip_per_model(params, max_norm: float) -> torch.Tensor:
     return norms
 
 
+def autograd_step(losses: torch.Tensor, opt: StackedAdamW, grad_clip: float, lr: float) -> torch.Tensor:
+    """The reference step's update, given the per-model losses ``[M]`` of a stack: backward of
+    their sum (so each model's gradient is exactly its own), per-model clipping when
+    ``grad_clip > 0`` (:func:`clip_per_model`), then ``opt.step(lr)``.  Returns the losses, detached.
+    Paper A's and paper B's reference steps and the throughput benchmark all update through here."""
+    for p in opt.params:
+        p.grad = None
+    losses.sum().backward()
+    if grad_clip > 0:
+        clip_per_model(opt.params, grad_clip)
+    opt.step(lr)
+    return losses.detach()
+
+
+def stack_optimiser(model: GPT, cfg: TrainConfig, pad_id: int):
+    """``(opt, train_step)`` for the recipe ``cfg`` (its ``step``: ``"fast"`` or ``"reference"``):
+    the optimiser (:class:`~jointtask_lib.fast_step.FastStep` or :class:`StackedAdamW`; its
+    ``state()``/``load()`` is what checkpoints hold) and ``train_step(tokens, prompt_len, lr)``, one
+    training step of the whole stack on ``[M, B, T]`` tokens (loss on ``cfg.loss_on``, per-model
+    clipping at ``cfg.grad_clip``, AdamW at ``lr``) returning the per-model losses ``[M]``.
+
+    This is the step :func:`train_stack` trains with, and what ``benchmarks/train_throughput.py``
+    times (paper B's counterpart: :func:`jointtask_lib.paper_b.icl_train.icl_optimiser`)."""
+    if cfg.step == "fast":
+        opt = FastStep(model, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                       grad_clip=cfg.grad_clip)
+
+        def fast_step(tokens, prompt_len, lr):
+            return opt.train_step(tokens, target_mask(tokens, prompt_len, pad_id, cfg.loss_on), lr)
+
+        return opt, fast_step
+    opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                       weight_decay=cfg.weight_decay)
+
+    def reference_step(tokens, prompt_len, lr):
+        return autograd_step(per_model_loss(model, tokens, prompt_len, pad_id, cfg.loss_on), opt, cfg.grad_clip, lr)
+
+    return opt, reference_step
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` then cosine decay to ``min_lr_frac * lr`` at ``steps``."""
     if step < cfg.warmup:
@@ -680,12 +720,7 @@ def train_stack(
                     if st is not None:
                         p[i].copy_(st[name][0])
     model = model.to(dev)
-    if cfg.step == "fast":
-        opt = FastStep(model, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-                       grad_clip=cfg.grad_clip)
-    else:
-        opt = StackedAdamW(list(model.parameters()), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                           weight_decay=cfg.weight_decay)
+    opt, one_step = stack_optimiser(model, cfg, vocab.pad_id)
     gens = _batch_generators(specs)
     engine = StackEngine(model, opt, gens, [s.key() for s in specs])
     curves: list[list[dict]] = [[] for _ in specs]
@@ -713,16 +748,7 @@ def train_stack(
         return _stack_rows([trains[i] for i in active], rows, dev)
 
     def train_step(batch, step):
-        if cfg.step == "fast":
-            mask = target_mask(batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-            return opt.train_step(batch["tokens"], mask, lr_at(step, cfg))
-        losses = per_model_loss(engine.model, batch["tokens"], batch["prompt_len"], vocab.pad_id, cfg.loss_on)
-        for p in engine.model.parameters():
-            p.grad = None
-        losses.sum().backward()
-        clip_per_model(opt.params, cfg.grad_clip)
-        opt.step(lr_at(step, cfg))
-        return losses
+        return one_step(batch["tokens"], batch["prompt_len"], lr_at(step, cfg))
 
     def after_step(step, losses):
         nonlocal loss_n
@@ -802,6 +828,7 @@ def stack_models(specs: list[RunSpec], states: list[dict], device: str = "cpu") 
 
 __all__ = [
     "Arch", "TrainConfig", "RunSpec", "RunResult", "StackedAdamW", "train_stack", "evaluate_stack",
-    "generate", "generated_answers", "per_model_loss", "lr_at", "clip_per_model", "load_model",
+    "generate", "generated_answers", "per_model_loss", "lr_at", "clip_per_model", "autograd_step",
+    "stack_optimiser", "load_model",
     "stack_models", "resolve_device", "replace",
 ]

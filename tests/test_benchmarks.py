@@ -6,6 +6,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -69,3 +72,29 @@ def test_icl_throughput_reports_the_step_ratio():
         assert row["sampling_cpu_s_per_stack_step"] >= 0
     assert out["ratio_fast_vs_reference_step"] == out["table"][1]["ratio_fast_vs_reference_step"]
     assert out["env"]["torch_threads"] == 1 and out["settings"]["model"]["n_embed"] == 8
+
+
+
+@pytest.mark.parametrize("step", ["fast", "reference"])
+def test_train_throughput_times_the_library_step(step):
+    """The benchmark's step is the library's (train.stack_optimiser, what train_stack runs): one
+    timed step and the library's step on the same batch from the same start agree exactly."""
+    import copy
+
+    from jointtask_lib.train import _stack_rows, stack_optimiser
+
+    tt = _load("train_throughput")
+    tr = tt.Trainer("quick", 8, 2, step=step)
+    assert tr.spec.train.step == step and tr.spec.train.lr == tt.LR
+    start = copy.deepcopy(tr.model)
+    model = copy.deepcopy(tr.model)
+    _, library_step = stack_optimiser(model, tr.spec.train, tr.pad)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]  # the Trainer's streams (seed0 = 0)
+    rows = [torch.randint(len(tr.train), (tt.BATCH,), generator=g) for g in gens]
+    batch = _stack_rows([tr.train] * 2, rows, "cpu")
+    tr.run(1)
+    library_step(batch["tokens"], batch["prompt_len"], tt.LR)
+    params = dict(tr.model.named_parameters())
+    assert any(not torch.equal(params[n], p) for n, p in start.named_parameters())  # the step moved them
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(params[name], p, rtol=0, atol=0, msg=name)

@@ -11,9 +11,10 @@ import torch
 from jointtask_lib import runs
 from jointtask_lib.runs import (
     LISTOPS, CorruptRecord, RunKind, group_checkpoint, group_specs, load_record, write_record,
-    resume_stack_checkpoint, run_dir, save_stack_checkpoint, split_for_workers, train_or_load,
+    run_dir, split_for_workers, train_or_load,
 )
-from jointtask_lib.train import StackedAdamW
+from jointtask_lib.checkpoints import load_checkpoint
+from jointtask_lib.train import StackedAdamW, StackEngine
 
 torch.set_num_threads(1)
 
@@ -145,24 +146,35 @@ def _one_step(model, opt, gen):
 
 
 def test_stack_checkpoint_round_trip(tmp_path):
+    """StackEngine.save / resume (the one checkpoint path of both trainers): parameters, optimiser,
+    random streams, the models still in the stack, the finished ones and the trainer's extras."""
     torch.manual_seed(0)
     model, gen = _Tiny(), torch.Generator().manual_seed(1)
     opt = StackedAdamW(list(model.parameters()), lr=0.1)
+    engine = StackEngine(model, opt, [gen], ["k1", "k2"])
     for _ in range(3):
         _one_step(model, opt, gen)
+    finished_w = model.w[0].detach().clone()
+    engine.drop([0])  # model 0 finished: the stack keeps model 1 only
+    assert engine.active == [1] and model.w.shape[0] == 1
     ck = tmp_path / "ck.pt"
-    save_stack_checkpoint(ck, ["k1", "k2"], 3, model, opt, [gen], note="hello", losses=torch.arange(3.0))
+    engine.save(ck, 3, note="hello", losses=torch.arange(3.0))
     _one_step(model, opt, gen)
     expected = model.w.detach().clone()
 
     model2, gen2 = _Tiny(), torch.Generator().manual_seed(99)
     opt2 = StackedAdamW(list(model2.parameters()), lr=0.1)
     before = model2.w.detach().clone()
-    assert resume_stack_checkpoint(ck, ["k1"], model2, opt2, [gen2]) is None  # other runs: untouched
+    assert StackEngine(model2, opt2, [gen2], ["k1"]).resume(ck) is None  # other runs: untouched
     assert torch.equal(model2.w, before)
-    assert resume_stack_checkpoint(None, ["k1", "k2"], model2, opt2, [gen2]) is None
-    got = resume_stack_checkpoint(ck, ["k1", "k2"], model2, opt2, [gen2])
+    engine2 = StackEngine(model2, opt2, [gen2], ["k1", "k2"])
+    assert engine2.resume(None) is None and torch.equal(model2.w, before)
+    got = engine2.resume(ck)
     assert got["step"] == 3 and got["note"] == "hello" and torch.equal(got["losses"], torch.arange(3.0))
+    assert engine2.active == [1] and model2.w.shape[0] == 1
+    torch.testing.assert_close(engine2.finished[0]["w"][0], finished_w, rtol=0, atol=0)
     _one_step(model2, opt2, gen2)
     torch.testing.assert_close(model2.w.detach(), expected, rtol=0, atol=0)
-    assert runs.load_checkpoint(ck, ["k1", "k2"])["keys"] == ["k1", "k2"]
+    assert load_checkpoint(ck, ["k1", "k2"])["keys"] == ["k1", "k2"]
+    assert load_checkpoint(tmp_path / "absent.pt", ["k1", "k2"]) is None
+

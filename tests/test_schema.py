@@ -240,3 +240,92 @@ def test_every_field_rule_names_a_declared_field_and_matches_the_library():
         assert N._rule_problem(N.rule_for("09_icl_function_classes", key), bad, key, {}, "09_icl_function_classes")
         with pytest.raises(ValueError, match=f"'{key}' must be an integer >= "):
             ICLConfig(**{key: bad})
+
+
+# ------------------------------------------------------------------------------------------------
+# Paper B's training recipe on the schema (ICL_TRAIN)
+# ------------------------------------------------------------------------------------------------
+
+# ICLRunSpec keys computed on the integration branch before paper B's recipe moved to the schema
+# (the keys hash the resolved configuration, which this move must not change).
+FROZEN_ICL_KEYS = {
+    "default": "7cb7a38f52fdb1d6",
+    "smoke_mixed": "30a0e11aa380869f",
+    "single_ref": "468809c66349237d",
+}
+
+
+def _icl_specs():
+    from jointtask_lib.paper_b.icl_model import ICLConfig
+    from jointtask_lib.paper_b.icl_train import ICLRunSpec, ICLTrainConfig
+
+    return {
+        "default": ICLRunSpec(),
+        "smoke_mixed": ICLRunSpec(model=ICLConfig(n_points=10, n_embed=16, n_layers=2, n_heads=2),
+                                  train=ICLTrainConfig(steps=150, batch_size=16, lr=0.003, snapshot_prompts=32)),
+        "single_ref": ICLRunSpec(curriculum="single", tasks=("cubic",), seed=3,
+                                 train=ICLTrainConfig(steps=3, warmup=2, grad_clip=1.0, step="reference",
+                                                      log_every=1)),
+    }
+
+
+@pytest.mark.parametrize("label", sorted(FROZEN_ICL_KEYS))
+def test_icl_run_keys_unchanged(label):
+    assert _icl_specs()[label].key() == FROZEN_ICL_KEYS[label]
+
+
+def test_icl_train_fields_are_declared_once_sharing_paper_a_declarations():
+    from jointtask_lib.paper_b.icl_train import ICLTrainConfig
+
+    assert [f.name for f in dataclasses.fields(ICLTrainConfig)] == list(schema.ICL_TRAIN)
+    # a field paper B's recipe shares with paper A's is TRAIN's declaration itself, except steps
+    shared = set(schema.ICL_TRAIN) & set(schema.TRAIN)
+    assert shared == {"steps", "batch_size", "lr", "warmup", "beta1", "beta2", "weight_decay", "grad_clip", "step"}
+    assert {n for n in shared if schema.ICL_TRAIN[n] is not schema.TRAIN[n]} == {"steps"}
+    assert schema.ICL_TRAIN["steps"].lo == 3 and schema.param("steps", "icl_train").lo == 3
+    assert schema.param("steps") is schema.TRAIN["steps"]  # without a section: paper A's
+    for p in schema.ICL_TRAIN.values():
+        assert p.kind in schema.SCALAR_KINDS and p.doc
+
+
+@pytest.mark.parametrize("field, bad, message", [
+    ("steps", 2, "'steps' must be an integer >= 3; got 2"),
+    ("batch_size", 0, "'batch_size' must be an integer >= 1; got 0"),
+    ("lr", 0.0, r"'lr' must be in \(0.0, inf\]; got 0.0"),
+    ("warmup", -1, "'warmup' must be an integer >= 0; got -1"),
+    ("beta2", 1.0, r"'beta2' must be in \[0.0, 1.0\); got 1.0"),
+    ("grad_clip", -0.5, r"'grad_clip' must be in \[0.0, inf\]; got -0.5"),
+    ("snapshot_prompts", -1, "'snapshot_prompts' must be an integer >= 0; got -1"),
+    ("log_every", 0, "'log_every' must be an integer >= 1; got 0"),
+    ("step", "slow", "'step' must be one of"),
+])
+def test_icl_train_config_refuses_what_the_schema_refuses(field, bad, message):
+    from jointtask_lib.paper_b.icl_train import ICLTrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        ICLTrainConfig(**{field: bad})
+
+
+def test_notebook_09_recipe_rules_come_from_the_schema(monkeypatch):
+    """Notebook 09's steps / batch_size / lr / warmup / snapshot_prompts rules are ICL_TRAIN's:
+    the rule and ICLTrainConfig refuse the same values, and moving a bound moves both."""
+    from jointtask_lib.paper_b.icl_train import ICLTrainConfig
+
+    stem = "09_icl_function_classes"
+    for key in ("steps", "batch_size", "lr", "warmup", "snapshot_prompts"):
+        rule, p = N.rule_for(stem, key), schema.ICL_TRAIN[key]
+        assert (rule.kind, rule.lo, rule.hi, rule.lo_open, rule.hi_open) == (p.kind, p.lo, p.hi, p.lo_open, p.hi_open)
+    for key, bad in [("steps", 2), ("batch_size", 0), ("lr", 0.0), ("warmup", -1), ("snapshot_prompts", -1)]:
+        assert N._rule_problem(N.rule_for(stem, key), bad, key, {}, stem)
+        with pytest.raises(ValueError, match=f"'{key}' must be"):
+            ICLTrainConfig(**{key: bad})
+    assert N._rule_problem(N.rule_for(stem, "steps"), 3, "steps", {}, stem) is None
+
+    monkeypatch.setitem(schema.ICL_TRAIN, "steps", dataclasses.replace(schema.ICL_TRAIN["steps"], lo=10))
+    assert N.rule_for(stem, "steps").lo == 10
+    with pytest.raises(ValueError, match="parameter 'steps' must be an integer >= 10; got 9"):
+        N.check_values({"steps": 9}, {"steps": 6000}, stem, "preset")
+    with pytest.raises(ValueError, match="'steps' must be an integer >= 10; got 9"):
+        ICLTrainConfig(steps=9)
+    ICLTrainConfig(steps=10)
+    assert N.rule_for("02_learning_transition", "steps") is None  # paper A's notebooks: no such rule

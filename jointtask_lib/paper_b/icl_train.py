@@ -71,9 +71,10 @@ from .icl_model import READ_IO_STREAM, ICLConfig, ICLModel, count_icl_params
 from .icl_step import icl_fast_step
 from ..checkpoints import atomic_torch_save
 from ..runs import RunKind, environment_info, run_dir, write_record
+from ..schema import ICL_TRAIN, check_fields
 from ..tasks.functions import FUNCTION_CLASSES, INPUT_DEFAULTS, INPUT_DISTRIBUTIONS, sample_prompts
 from ..model import stack_states
-from ..train import StackedAdamW, StackEngine, clip_per_model, resolve_device
+from ..train import StackedAdamW, StackEngine, autograd_step, resolve_device
 from ..validate import check_bool, check_choice, check_float, check_int
 
 # Bump when the meaning of a stored run changes (invalidates the cache).  History: 3 = the key also
@@ -83,8 +84,6 @@ RUN_FORMAT = 3
 # 2: training prompts from their own stream (PROMPT_STREAM + seed), no longer the initialisation's
 #    seed; read-in/out initialised from 2**30 + seed (2**32 + seed was truncated back to seed).
 PAPER_TASKS = ("linear", "quadratic", "cubic")
-#: The training steps (``ICLTrainConfig.step``): the hand-written one and autograd's.
-STEPS = ("fast", "reference")
 # The labels (ICLRunSpec.label) of the models notebook 09 trains: the three multi-task curricula
 # over PAPER_TASKS and one single-task model per class.
 MODEL_LABELS = ("mixed", "sequential", "random") + tuple(f"single:{t}" for t in PAPER_TASKS)
@@ -137,17 +136,7 @@ class ICLTrainConfig:
     step: str = "fast"  # "fast": jointtask_lib.paper_b.icl_step (hand-written); "reference": autograd
 
     def __post_init__(self):
-        check_int("steps", self.steps, lo=3)
-        check_int("batch_size", self.batch_size, lo=1)
-        check_float("lr", self.lr, lo=0.0, lo_open=True)
-        check_int("warmup", self.warmup, lo=0)
-        check_float("beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
-        check_float("beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
-        check_float("weight_decay", self.weight_decay, lo=0.0)
-        check_float("grad_clip", self.grad_clip, lo=0.0)
-        check_int("snapshot_prompts", self.snapshot_prompts, lo=0)
-        check_int("log_every", self.log_every, lo=1)
-        check_choice("step", self.step, STEPS)
+        check_fields(self, ICL_TRAIN)  # the bounds of jointtask_lib.schema (paper A's, where shared)
 
     def lr_at(self, step: int) -> float:
         return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
@@ -288,13 +277,7 @@ def icl_optimiser(model: ICLModel, tc: ICLTrainConfig):
 
     def reference_step(xs, ys, lr):
         per_model = (model(xs, ys) - ys).square().mean(dim=(1, 2))  # [M]
-        for p in model.parameters():
-            p.grad = None
-        per_model.sum().backward()
-        if tc.grad_clip > 0:
-            clip_per_model(opt.params, tc.grad_clip)
-        opt.step(lr)
-        return per_model.detach()
+        return autograd_step(per_model, opt, tc.grad_clip, lr)  # paper A's update
 
     return opt, reference_step
 
