@@ -25,10 +25,12 @@ import sys
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for _p in (ROOT, os.path.join(ROOT, "benchmarks")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 from jointtask_lib import experiments, scorecard  # noqa: E402
+from quick_cost import stack_seconds  # noqa: E402  (benchmarks/, beside this script)
 from jointtask_lib.paths import emit_json, results_dir  # noqa: E402
 from jointtask_lib.records import RecordTable  # noqa: E402
 from jointtask_lib.runs import load_record  # noqa: E402
@@ -82,13 +84,7 @@ def main(argv=None) -> int:
     by_sweep = {sweep.name: have}
     pooled = joint.pooled(by_sweep, comps, level=LEVEL)
     rows = scorecard.apply_rules(joint.claims(comps, pooled, preset=a.preset))
-    # A stack's records all carry the stack's wall time: count each stack once.
-    stacks = {}
-    for r in have:
-        t = r.get("train_seconds")
-        if isinstance(t, (int, float)):
-            stacks[(r["spec"]["arch"]["n_embed"], round(float(t), 3))] = float(t)
-    seconds = list(stacks.values())
+    seconds = [t for ts in stack_seconds(have).values() for t in ts]
     out = {
         "sweep": os.path.relpath(SWEEP, ROOT),
         "preset": a.preset,

@@ -33,18 +33,26 @@ from jointtask_lib.paths import emit_json, results_dir  # noqa: E402
 from jointtask_lib.runs import load_record  # noqa: E402
 from jointtask_lib.sweep import load_sweep  # noqa: E402
 
+def stack_seconds(records) -> dict[int, set[float]]:
+    """``{width: {wall seconds of each stack}}``: every record of a stack carries the stack's
+    ``train_seconds``, so each stack is counted once (records without it are left out)."""
+    stacks = defaultdict(set)
+    for r in records:
+        t = r.get("train_seconds")
+        if isinstance(t, (int, float)):
+            stacks[int(r["spec"]["arch"]["n_embed"])].add(round(float(t), 3))
+    return stacks
+
+
 def measured_cost(records) -> dict[int, float]:
     """``{width: wall seconds per run and training step}`` from finished records: each stack's
     ``train_seconds`` (carried by every record of the stack) counted once, divided by the run-steps
     of the runs it held (their budgets, ``spec.train.steps``, whether or not they stopped early)."""
-    stacks = defaultdict(set)
+    stacks = stack_seconds(records)
     run_steps = defaultdict(int)
     for r in records:
-        t = r.get("train_seconds")
-        if isinstance(t, (int, float)):
-            w = int(r["spec"]["arch"]["n_embed"])
-            stacks[w].add(round(float(t), 3))
-            run_steps[w] += int(r["spec"]["train"]["steps"])
+        if isinstance(r.get("train_seconds"), (int, float)):
+            run_steps[int(r["spec"]["arch"]["n_embed"])] += int(r["spec"]["train"]["steps"])
     return {w: sum(ts) / run_steps[w] for w, ts in sorted(stacks.items())}
 
 
