@@ -14,8 +14,13 @@ reports for each budget:
 * when :mod:`jointtask_lib.stats` is available, the pooled model's factor, CI and p as well;
 * every run's ADD accuracy by mix, width and seed, its steps trained and why it stopped;
 * ``factor_moves``: whether the longer budget's point estimate lies outside the base budget's
-  CI (and the ratio of the two estimates).  With 3 seeds the CIs are wide: "does not move" means
-  "no move the subset can detect", said with the CI.
+  CI (and the ratio of the two estimates), for notebook 03's estimator and for the pooled model.
+  With 3 seeds the CIs are wide: "does not move" means "no move the subset can detect", said with
+  the CI;
+* ``learned``: per budget and mix, the runs that learned ADD (the absolute bar,
+  :func:`jointtask_lib.records.learned_bar`) at each width, and ``learned_moves``: per mix, a
+  one-sided Fisher exact test that more runs learn at the longer budget (same widths and seeds,
+  so a difference is the budget's) -- the direct answer to "budget or capacity?".
 
 Runs go through the run cache (``--results``): the base-budget runs are the sweep's own runs when
 the subset is part of its grid.  Prints one JSON object; ``--out FILE`` writes it too.
@@ -38,6 +43,7 @@ if ROOT not in sys.path:
 
 from jointtask_lib.paths import emit_json  # noqa: E402
 from jointtask_lib import experiments  # noqa: E402
+from jointtask_lib.records import learned_bar  # noqa: E402
 from jointtask_lib.sweep import load_sweep, per_run_data_seed, run_specs  # noqa: E402
 from jointtask_lib.validate import check_int  # noqa: E402
 
@@ -61,7 +67,10 @@ def _summary(records, modulus: int, n_boot: int) -> dict:
     try:  # the pooled model of the verdicts issue, where this checkout has it
         from jointtask_lib.stats import pooled_reduction
 
-        out["pooled"] = _pooled(pooled_reduction, records, modulus)
+        pr = _pooled(pooled_reduction, records, modulus)
+        out["pooled"] = pr.describe()
+        out["pooled_value"] = pr.factor if pr.factor == pr.factor else None
+        out["pooled_ci"] = [pr.lo, pr.hi]
     except ImportError:
         out["pooled"] = "jointtask_lib.stats not available in this checkout"
     return out
@@ -69,7 +78,35 @@ def _summary(records, modulus: int, n_boot: int) -> dict:
 
 def _pooled(pooled_reduction, records, modulus):
     a, b = (experiments.accuracy_points(records, ops=m, op="ADD", size=modulus) for m in (SINGLE, JOINT))
-    return pooled_reduction(a, b).describe()
+    return pooled_reduction(a, b)
+
+
+def _learned(runs: list[dict], budget: str, mix: str) -> dict[str, list[int]]:
+    """``{width: [learned, runs]}`` of one budget and mix (learned: ADD accuracy at the absolute bar)."""
+    bar = learned_bar().threshold
+    out: dict[str, list[int]] = {}
+    for r in runs:
+        if r["budget"] == budget and r["mix"] == mix:
+            c = out.setdefault(str(r["width"]), [0, 0])
+            c[0] += r["add_gen_acc"] >= bar
+            c[1] += 1
+    return out
+
+
+def _learned_moves(runs: list[dict], budgets: list[str]) -> dict:
+    """Per mix: learned / runs at each budget over the whole subset, and the one-sided Fisher
+    exact p that the longer budget learns more often."""
+    from scipy.stats import fisher_exact
+
+    base, longer = budgets
+    out = {}
+    for mix in ("+".join(SINGLE), "+".join(JOINT)):
+        k = [sum(c[0] for c in _learned(runs, b, mix).values()) for b in budgets]
+        n = [sum(c[1] for c in _learned(runs, b, mix).values()) for b in budgets]
+        p = fisher_exact([[k[1], n[1] - k[1]], [k[0], n[0] - k[0]]], alternative="greater")[1]
+        out[mix] = {f"learned_{base}": f"{k[0]}/{n[0]}", f"learned_{longer}": f"{k[1]}/{n[1]}",
+                    "fisher_p_one_sided": float(p)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -128,6 +165,13 @@ def main(argv=None) -> int:
         moves = {"longer_outside_base_ci": not (lo <= longer["reduction_value"] <= hi),
                  "ratio_longer_to_base": longer["reduction_value"] / base["reduction_value"]}
     out["factor_moves"] = moves if moves is not None else "not decidable: a factor is a bound or missing"
+    if base.get("pooled_value") is not None and longer.get("pooled_value") is not None:
+        lo, hi = base["pooled_ci"]
+        out["pooled_factor_moves"] = {"longer_outside_base_ci": not (lo <= longer["pooled_value"] <= hi),
+                                      "ratio_longer_to_base": longer["pooled_value"] / base["pooled_value"]}
+    out["learned"] = {b: {m: _learned(out["runs"], b, m) for m in ("+".join(SINGLE), "+".join(JOINT))}
+                      for b in budgets}
+    out["learned_moves"] = _learned_moves(out["runs"], list(budgets))
     emit_json(out, a.out)
     return 0
 

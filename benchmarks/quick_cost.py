@@ -14,7 +14,15 @@ permutation runs have a smaller vocabulary than the ListOps runs they are costed
 depends on the task, and notebook 09 (paper B) and the notebooks' analyses come on top.  Prints
 one JSON object; ``--out FILE`` writes it.
 
+``--train`` first trains the design's runs that have no record (all of them in one pool, longest
+stacks first, as ``jointtask sweep`` schedules them; ``--exclude SWEEP`` leaves out the runs of
+another sweep file, e.g. the headline pair measured on its own) and reports the measured wall
+time of that training next to the projection for whatever is still missing.  Stopped early, it
+keeps every finished stack (records are written as stacks finish) and a re-run resumes.
+
     python benchmarks/quick_cost.py --results results --out benchmarks/measured/quick_cost_cpu.json
+    python benchmarks/quick_cost.py --results results --train --exclude benchmarks/headline.yaml \
+        --out benchmarks/measured/quick_rest_cpu.json
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import argparse
 import glob
 import os
 import sys
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -31,7 +40,7 @@ if ROOT not in sys.path:
 
 from jointtask_lib.paths import emit_json, results_dir  # noqa: E402
 from jointtask_lib.runs import load_record  # noqa: E402
-from jointtask_lib.sweep import load_sweep  # noqa: E402
+from jointtask_lib.sweep import load_sweep, run_specs  # noqa: E402
 
 def stack_seconds(records) -> dict[int, set[float]]:
     """``{width: {wall seconds of each stack}}``: every record of a stack carries the stack's
@@ -66,19 +75,39 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="")
+    ap.add_argument("--train", action="store_true",
+                    help="first train the design's runs that have no record (timed), then project the rest")
+    ap.add_argument("--exclude", default="", help="with --train: a sweep file whose runs are not trained")
+    ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     root = results_dir(a.results)
 
-    specs = {}
+    specs, sweep_of = {}, {}
     for f in sorted(glob.glob(os.path.join(ROOT, "params", "sweeps", "*.yaml"))):
         for s in load_sweep(f, a.preset).specs:
-            specs.setdefault(s.key(), s)
-            if s.init is not None:
-                specs.setdefault(s.init.key(), s.init)
-    done, missing = [], []
-    for s in specs.values():
-        r = load_record(root, s)
-        (done if r is not None else missing).append((s, r))
+            for x in ([s.init] if s.init is not None else []) + [s]:
+                specs.setdefault(x.key(), x)
+                sweep_of.setdefault(x.key(), os.path.splitext(os.path.basename(f))[0])
+
+    def split():
+        done, missing = [], []
+        for s in specs.values():
+            r = load_record(root, s)
+            (done if r is not None else missing).append((s, r))
+        return done, missing
+
+    done, missing = split()
+    trained = None
+    if a.train:
+        excluded = {s.key() for s in load_sweep(a.exclude, a.preset).specs} if a.exclude else set()
+        todo = [s for s, _ in missing if s.key() not in excluded]
+        t0 = time.perf_counter()
+        run_specs(todo, root, workers=a.workers, progress=not a.no_progress)
+        wall = time.perf_counter() - t0
+        trained = {"runs": len(todo), "wall_seconds": round(wall, 1), "wall_minutes": round(wall / 60, 1),
+                   "workers": a.workers, "excluded_sweep": a.exclude or None,
+                   "runs_by_sweep": dict(sorted(Counter(sweep_of[s.key()] for s in todo).items()))}
+        done, missing = split()
     cost = measured_cost([r for _, r in done])
     if not cost:
         print(f"no finished run under {root}: nothing to project from", file=sys.stderr)
@@ -91,6 +120,7 @@ def main(argv=None) -> int:
     total = sum(c[1] for c in per_width.values())
     emit_json({
         "preset": a.preset,
+        **({"trained_here": trained} if trained is not None else {}),
         "runs_in_design": len(specs),
         "runs_with_records": len(done),
         "runs_missing": len(missing),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jointtask_lib.runs import load_record
 from jointtask_lib.sweep import load_sweep, run_sweep
 from jointtask_lib.validate import PRESETS
 
@@ -104,3 +105,31 @@ def test_quick_cost_projects_from_measured_stacks(tmp_path, capsys):
     near = lambda w: per_step[min(per_step, key=lambda m: (abs(m - w), -m))]  # noqa: E731
     expect = sum(near(s.arch.n_embed) * s.train.steps for s in missing) / 2 / 60
     assert got["projected_training_minutes_for_missing"] == pytest.approx(expect, abs=0.051)
+
+
+def test_quick_cost_train_trains_the_missing_runs_except_the_excluded_sweep(tmp_path):
+    """``--train --exclude SWEEP``: every run of the preset's design without a record is trained,
+    except the excluded sweep's; the JSON counts them per sweep file (counted here from the files)."""
+    spec = importlib.util.spec_from_file_location("quick_cost", ROOT / "benchmarks" / "quick_cost.py")
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    excluded = {s.key() for s in load_sweep(HEADLINE, "smoke").specs}
+    owner = {}
+    for f in sorted((ROOT / "params" / "sweeps").glob("*.yaml")):
+        for s in load_sweep(f, "smoke").specs:
+            for x in ([s.init] if s.init is not None else []) + [s]:
+                owner.setdefault(x.key(), (f.stem, x))
+    todo = {k: v for k, v in owner.items() if k not in excluded}
+    assert todo and excluded & set(owner)  # the exclusion bites: some design runs are the headline's
+    out = tmp_path / "rest.json"
+    assert qc.main(["--results", str(tmp_path), "--preset", "smoke", "--workers", "1", "--train",
+                    "--exclude", str(HEADLINE), "--no-progress", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["trained_here"]["runs"] == len(todo)
+    by_sweep = {}
+    for stem, _ in todo.values():
+        by_sweep[stem] = by_sweep.get(stem, 0) + 1
+    assert got["trained_here"]["runs_by_sweep"] == by_sweep
+    assert all(load_record(tmp_path, s) is not None for _, s in todo.values())
+    assert not any(load_record(tmp_path, s) for k, (_, s) in owner.items() if k in excluded)
+    assert got["runs_missing"] == len(excluded & set(owner)) and got["runs_with_records"] == len(todo)

@@ -255,6 +255,18 @@ def test_budget_sensitivity_script_trains_both_budgets(tmp_path, capsys):
     assert len(runs) == 2 * 2 * 3  # budgets x mixes x seeds
     assert {r["steps_trained"] for r in runs if r["budget"] == "x2"} <= set(range(1, 9))
     assert max(r["steps_trained"] for r in runs if r["budget"] == "x2") > 4
+    # learned counts and the exact test of the move, recomputed from the runs (bar 0.8; the
+    # one-sided Fisher p as a hypergeometric tail)
+    from scipy.stats import hypergeom
+
+    for mix in ("ADD", "ADD+MAX+MED"):
+        k = {b: sum(r["add_gen_acc"] >= 0.8 for r in runs if r["budget"] == b and r["mix"] == mix)
+             for b in ("base", "x2")}
+        assert d["learned"]["base"][mix] == {"8": [k["base"], 3]} and d["learned"]["x2"][mix] == {"8": [k["x2"], 3]}
+        m = d["learned_moves"][mix]
+        assert m["learned_base"] == f"{k['base']}/3" and m["learned_x2"] == f"{k['x2']}/3"
+        # rows: x2, base; P(X >= k_x2) with X ~ Hypergeom(total 6, learned k_x2 + k_base, draws 3)
+        assert m["fisher_p_one_sided"] == pytest.approx(hypergeom.sf(k["x2"] - 1, 6, k["x2"] + k["base"], 3))
     with pytest.raises(SystemExit):
         mod.main(["--seeds", "0,1"])
 
