@@ -292,3 +292,23 @@ def test_presets_are_declared_once():
     from jointtask_lib import validate
 
     assert N.PRESETS is validate.PRESETS and SW.PRESETS is validate.PRESETS
+
+
+def test_committed_renders_open_offline_and_their_links_resolve():
+    """Every HTML render kept in reports/<preset>/html/ loads nothing from the network, its
+    index links only to renders that exist, and the README links to the quick and lesson indexes."""
+    from jointtask_lib.paths import repo_root
+
+    root = repo_root()
+    indexes = sorted((root / "reports").glob("*/html/index.html"))
+    assert {p.parent.parent.name for p in indexes} >= {"lesson", "quick"}
+    for index in indexes:
+        links = re.findall(r'href="([^"]+)"', index.read_text())
+        assert links, index
+        for link in links:
+            assert (index.parent / link).is_file(), f"{index}: {link}"
+        for page in index.parent.glob("*.html"):
+            assert course.remote_references(page.read_text()) == [], page
+    readme = (root / "README.md").read_text()
+    for preset in ("lesson", "quick"):
+        assert f"(reports/{preset}/html/index.html)" in readme
