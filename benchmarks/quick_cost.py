@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--exclude", default="", help="with --train: a sweep file whose runs are not trained")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    if a.exclude and not a.train:
+        ap.error("'--exclude' only applies with '--train'")
     root = results_dir(a.results)
 
     specs, sweep_of = {}, {}

@@ -133,3 +133,5 @@ def test_quick_cost_train_trains_the_missing_runs_except_the_excluded_sweep(tmp_
     assert all(load_record(tmp_path, s) is not None for _, s in todo.values())
     assert not any(load_record(tmp_path, s) for k, (_, s) in owner.items() if k in excluded)
     assert got["runs_missing"] == len(excluded & set(owner)) and got["runs_with_records"] == len(todo)
+    with pytest.raises(SystemExit):  # --exclude without --train would be silently ignored
+        qc.main(["--results", str(tmp_path), "--exclude", str(HEADLINE)])
