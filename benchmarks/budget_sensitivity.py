@@ -93,16 +93,16 @@ def _learned(runs: list[dict], budget: str, mix: str) -> dict[str, list[int]]:
     return out
 
 
-def _learned_moves(runs: list[dict], budgets: list[str]) -> dict:
-    """Per mix: learned / runs at each budget over the whole subset, and the one-sided Fisher
-    exact p that the longer budget learns more often."""
+def _learned_moves(learned: dict[str, dict[str, dict[str, list[int]]]]) -> dict:
+    """Per mix, from ``{budget: {mix: _learned(...)}}`` (base budget first): learned / runs at each
+    budget over the whole subset, and the one-sided Fisher exact p that the longer budget learns
+    more often."""
     from scipy.stats import fisher_exact
 
-    base, longer = budgets
+    base, longer = learned
     out = {}
-    for mix in ("+".join(SINGLE), "+".join(JOINT)):
-        k = [sum(c[0] for c in _learned(runs, b, mix).values()) for b in budgets]
-        n = [sum(c[1] for c in _learned(runs, b, mix).values()) for b in budgets]
+    for mix in learned[base]:
+        k, n = ([sum(c[i] for c in learned[b][mix].values()) for b in (base, longer)] for i in (0, 1))
         p = fisher_exact([[k[1], n[1] - k[1]], [k[0], n[0] - k[0]]], alternative="greater")[1]
         out[mix] = {f"learned_{base}": f"{k[0]}/{n[0]}", f"learned_{longer}": f"{k[1]}/{n[1]}",
                     "fisher_p_one_sided": float(p)}
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
                                       "ratio_longer_to_base": longer["pooled_value"] / base["pooled_value"]}
     out["learned"] = {b: {m: _learned(out["runs"], b, m) for m in ("+".join(SINGLE), "+".join(JOINT))}
                       for b in budgets}
-    out["learned_moves"] = _learned_moves(out["runs"], list(budgets))
+    out["learned_moves"] = _learned_moves(out["learned"])
     emit_json(out, a.out)
     return 0
 
